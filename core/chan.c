@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels and select.
+ *
+ * A buffered channel is an sl_ring plus a wait queue for each direction.
+ * The fast path touches only the ring: a send enqueues, then checks whether
+ * any receiver waits; a receive dequeues, then checks for waiting senders.
+ * The lock guards only the wait queues, so it is taken only when some task
+ * has to wait or be woken.
+ *
+ * A rendezvous channel (capacity 0) has no ring: a sender hands its element
+ * straight to a waiting receiver (copying it into the receiver's buffer) or
+ * waits until a receiver takes it from its own; both happen under the lock.
+ *
+ * Every wait is a select, possibly of one case.  A waiting task puts one
+ * waiter per case in the channels' queues, all sharing one claim word (see
+ * sched_internal.h): a waker must win the claim to wake it, so a select
+ * is woken exactly once however many of its channels become ready.
+ *
+ * The wake-up protocol for buffered channels, and why no wake-up is lost:
+ *
+ *   I1  A receiver about to wait (1) adds its waiter and increments
+ *       nrecvw under the lock, (2) issues a full fence, and (3) looks at the
+ *       ring's head slot again.  If an element is there it stops waiting
+ *       (it claims itself and retries from the top).
+ *   I2  A sender (1) publishes its element (the ring's release store),
+ *       (2) issues a full fence, and (3) reads nrecvw; if it is non-zero it
+ *       takes the lock and claims and wakes one waiting receiver.
+ *   I3  By the two fences, either the sender's read sees the receiver's
+ *       increment, or the receiver's re-check sees the element.  So a
+ *       receiver never sleeps while an element it could take sits in the
+ *       ring.  Senders waiting for space mirror this with nsendw.
+ *   I4  A woken receiver retries the case that woke it first.  If it finds
+ *       the ring empty, another task took the element: the wake was not
+ *       lost, only overtaken; the receiver queues again.
+ *   I5  Each successful operation wakes at most one waiter of the other
+ *       side, so waking costs O(1) and there is no thundering herd; close
+ *       wakes everyone.
+ *
+ * Rendezvous: a waker that hands over an element also sets the waiter's
+ * done flag and result before waking it, so the woken task returns without
+ * touching the channel again.
+ *
+ * Rejected alternatives: Go's single lock per channel for every operation
+ * (an uncontended lock costs two atomic operations per send and receive,
+ * and contended ones serialise producers); spinning until the ring has room
+ * (burns the CPU the other side needs on a two-CPU machine); waking all
+ * waiters on every operation.
+ */
+#include <errno.h>
+#include <mimalloc.h>
+
+#include "core/chan.h"
+#include "core/context.h"
+#include "core/wait_internal.h"
+
+struct sl_chan {
+	struct sl_ring *ring;	/* NULL for rendezvous channels */
+	uint32_t elem_size;
+	size_t cap;
+
+	/* Read on every fast-path operation, written when waiters come. */
+	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t nrecvw;
+	_Atomic uint32_t nsendw;
+	_Atomic uint32_t closed;
+
+	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t lock;
+	struct sl__waitq recvq;
+	struct sl__waitq sendq;
+};
+
+struct sl_chan *
+sl_chan_create(size_t elem_size, size_t capacity)
+{
+	struct sl_chan *ch;
+
+	if (elem_size > 4096) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ch = mi_zalloc_aligned(sizeof(*ch), SL_FALSE_SHARING);
+	if (!ch) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ch->elem_size = (uint32_t)elem_size;
+	if (capacity > 0) {
+		ch->ring = sl_ring_create(elem_size, capacity);
+		if (!ch->ring) {
+			mi_free(ch);
+			return NULL;
+		}
+		ch->cap = sl_ring_capacity(ch->ring);
+	}
+	return ch;
+}
+
+void
+sl_chan_destroy(struct sl_chan *ch)
+{
+	if (!ch)
+		return;
+	sl_ring_destroy(ch->ring);
+	mi_free(ch);
+}
+
+bool
+sl_chan_is_closed(const struct sl_chan *ch)
+{
+	return atomic_load_explicit(&ch->closed, memory_order_acquire);
+}
+
+size_t
+sl_chan_len(const struct sl_chan *ch)
+{
+	return ch->ring ? sl_ring_count(ch->ring) : 0;
+}
+
+size_t
+sl_chan_cap(const struct sl_chan *ch)
+{
+	return ch->cap;
+}
+
+static void
+copy_elem(const struct sl_chan *ch, void *dst, const void *src)
+{
+	if (ch->elem_size && dst && src)
+		sl__ring_copy(dst, src, ch->elem_size);
+}
+
+/* Claim and wake one waiter of @q (I2, I5). */
+static void
+wake_one(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
+{
+	struct sl__waiter *w;
+	unsigned dropped = 0;
+	struct sl__task *t = NULL;
+
+	sl__spin_lock(&ch->lock);
+	w = sl__waitq_claim_one(q, &dropped);
+	if (dropped)
+		atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+	if (w) {
+		w->done = false;
+		t = w->task;
+	}
+	sl__spin_unlock(&ch->lock);
+	if (t)
+		sl__wake(t);
+}
+
+static inline void
+wake_after(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
+{
+	atomic_thread_fence(memory_order_seq_cst); /* I2 (2) */
+	if (SL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed)))
+		wake_one(ch, q, count);
+}
+
+/*
+ * Hand over to or take from a waiting peer of a rendezvous channel.
+ * @into_peer: we send (copy our element into the receiver's buffer).
+ */
+static int
+rendezvous(struct sl_chan *ch, void *elem, bool send)
+{
+	struct sl__waitq *q = send ? &ch->recvq : &ch->sendq;
+	_Atomic uint32_t *count = send ? &ch->nrecvw : &ch->nsendw;
+	struct sl__waiter *w;
+	struct sl__task *t;
+	unsigned dropped = 0;
+
+	if (!atomic_load_explicit(count, memory_order_acquire))
+		return sl_chan_is_closed(ch) ? -EPIPE : -EAGAIN;
+
+	sl__spin_lock(&ch->lock);
+	if (sl_chan_is_closed(ch)) {
+		sl__spin_unlock(&ch->lock);
+		return -EPIPE;
+	}
+	w = sl__waitq_claim_one(q, &dropped);
+	if (dropped)
+		atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+	if (!w) {
+		sl__spin_unlock(&ch->lock);
+		return -EAGAIN;
+	}
+	if (send)
+		copy_elem(ch, w->elem, elem);
+	else
+		copy_elem(ch, elem, w->elem);
+	w->result = 0;
+	w->done = true;
+	t = w->task;
+	sl__spin_unlock(&ch->lock);
+	sl__wake(t);
+	return 0;
+}
+
+/* One attempt to send: 0, -EAGAIN (would wait) or -EPIPE (closed). */
+static int
+try_send(struct sl_chan *ch, const void *elem)
+{
+	int r;
+
+	if (!ch->ring)
+		return rendezvous(ch, (void *)(uintptr_t)elem, true);
+	r = sl__ring_enqueue(ch->ring, elem);
+	if (r == 0)
+		wake_after(ch, &ch->recvq, &ch->nrecvw);
+	return r;
+}
+
+/* One attempt to receive: 0, -EAGAIN, or -EPIPE (closed and drained). */
+static int
+try_recv(struct sl_chan *ch, void *out)
+{
+	if (!ch->ring)
+		return rendezvous(ch, out, false);
+	for (;;) {
+		if (sl__ring_dequeue(ch->ring, out) == 0) {
+			wake_after(ch, &ch->sendq, &ch->nsendw);
+			return 0;
+		}
+		if (!sl_ring_sealed(ch->ring))
+			return -EAGAIN;
+		/* Closed.  A sender that reserved a slot before the seal may
+		 * still be writing it: wait for that element, then report. */
+		if (sl_ring_count(ch->ring) == 0)
+			return -EPIPE;
+		sl__cpu_relax();
+	}
+}
+
+static int
+try_case(struct sl_select_case *c)
+{
+	if (c->dir == SL_SELECT_SEND)
+		return try_send(c->ch, c->elem);
+	return try_recv(c->ch, c->elem);
+}
+
+/* Is a case ready, judged under the channel lock after registering (I1)? */
+static bool
+ready_locked(struct sl_chan *ch, enum sl_select_dir dir,
+	     const struct sl__task *self)
+{
+	struct sl__waiter *w;
+
+	if (sl_chan_is_closed(ch))
+		return true;
+	if (ch->ring) {
+		struct sl_ring *r = ch->ring;
+		uint64_t pos;
+		uint64_t seq;
+
+		if (dir == SL_SELECT_RECV) {
+			pos = atomic_load_explicit(&r->head,
+						   memory_order_acquire);
+			seq = atomic_load_explicit(
+				sl__ring_seq(sl__ring_slot(r, pos)),
+				memory_order_acquire);
+			return seq == pos + 1;
+		}
+		pos = atomic_load_explicit(&r->tail, memory_order_acquire);
+		seq = atomic_load_explicit(sl__ring_seq(sl__ring_slot(r, pos)),
+					   memory_order_acquire);
+		return seq == pos;
+	}
+	/* Rendezvous: a peer of another task that can still be claimed. */
+	w = dir == SL_SELECT_RECV ? ch->sendq.head : ch->recvq.head;
+	for (; w; w = w->next)
+		if (w->task != self &&
+		    atomic_load_explicit(w->claim, memory_order_acquire) == 0)
+			return true;
+	return false;
+}
+
+static void
+unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
+	       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sl_chan *ch = cases[i].ch;
+		_Atomic uint32_t *count;
+
+		if (!ch || !ws[i].task)
+			continue;
+		count = cases[i].dir == SL_SELECT_RECV ? &ch->nrecvw
+						       : &ch->nsendw;
+		sl__spin_lock(&ch->lock);
+		if (ws[i].queued) {
+			sl__waitq_remove(cases[i].dir == SL_SELECT_RECV
+						 ? &ch->recvq
+						 : &ch->sendq,
+					 &ws[i]);
+			atomic_fetch_sub_explicit(count, 1,
+						  memory_order_relaxed);
+		}
+		sl__spin_unlock(&ch->lock);
+	}
+}
+
+/*
+ * Put a waiter for every case; stop early, returning true, if a case turned
+ * out ready after its waiter went in (I1).
+ */
+static bool
+register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
+	     size_t start, struct sl__wait *w)
+{
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (start + k) % n;
+		struct sl_chan *ch = cases[i].ch;
+		bool recv = cases[i].dir == SL_SELECT_RECV;
+		bool ready;
+
+		if (!ch)
+			continue;
+		ws[i] = (struct sl__waiter){
+			.task = w->task,
+			.claim = &w->claim,
+			.token = (uint32_t)i + 1,
+			.elem = cases[i].elem,
+		};
+		sl__spin_lock(&ch->lock);
+		sl__waitq_push(recv ? &ch->recvq : &ch->sendq, &ws[i]);
+		atomic_fetch_add_explicit(recv ? &ch->nrecvw : &ch->nsendw, 1,
+					  memory_order_seq_cst);
+		atomic_thread_fence(memory_order_seq_cst); /* I1 (2) */
+		ready = ready_locked(ch, cases[i].dir, w->task);
+		sl__spin_unlock(&ch->lock);
+		if (ready)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The select engine.  @prefer is a case to try first (after a wake-up, the
+ * case that woke us, I4), or -1.
+ */
+static int
+select_run(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
+	   uint64_t deadline, bool block)
+{
+	struct sl__waiter ws[SL_SELECT_MAX];
+	long prefer = -1;
+
+	for (;;) {
+		size_t start = n > 1 ? sl__rand() % n : 0;
+		struct sl__wait w;
+		uint32_t token;
+		int err;
+
+		if (prefer >= 0) {
+			err = try_case(&cases[prefer]);
+			if (err != -EAGAIN) {
+				cases[prefer].result = err;
+				return (int)prefer;
+			}
+		}
+		for (size_t k = 0; k < n; k++) {
+			size_t i = (start + k) % n;
+
+			if (!cases[i].ch)
+				continue;
+			err = try_case(&cases[i]);
+			if (err != -EAGAIN) {
+				cases[i].result = err;
+				return (int)i;
+			}
+		}
+		if (!block)
+			return -EAGAIN;
+
+		err = sl__wait_begin(&w, ctx, deadline, "select");
+		if (err)
+			return err;
+		for (size_t i = 0; i < n; i++)
+			ws[i].task = NULL;
+		if (register_all(cases, ws, n, start, &w)) {
+			if (sl__wait_abort(&w)) {
+				/* Nobody claimed us: retry from the top. */
+				unregister_all(cases, ws, n);
+				prefer = -1;
+				continue;
+			}
+			/* A waker won first; abort took its wake. */
+			token = atomic_load_explicit(&w.claim,
+						     memory_order_acquire);
+		} else {
+			token = sl__wait_park(&w);
+		}
+		unregister_all(cases, ws, n);
+
+		if (token == 0 || token > n)
+			return sl__wait_error(&w, token);
+		if (ws[token - 1].done) {
+			cases[token - 1].result = ws[token - 1].result;
+			return (int)token - 1;
+		}
+		prefer = (long)token - 1;
+	}
+}
+
+int
+sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
+	  uint64_t timeout_ns)
+{
+	uint64_t deadline = UINT64_MAX;
+
+	if (n > SL_SELECT_MAX)
+		return -EINVAL;
+	if (timeout_ns != SL_SELECT_FOREVER && timeout_ns != SL_SELECT_POLL) {
+		deadline = sl_now_ns() + timeout_ns;
+		if (deadline < timeout_ns)
+			deadline = UINT64_MAX;
+	}
+	return select_run(cases, n, ctx, deadline,
+			  timeout_ns != SL_SELECT_POLL);
+}
+
+int
+sl_chan_send_ctx(struct sl_context *ctx, struct sl_chan *ch, const void *elem)
+{
+	struct sl_select_case c = {
+		.ch = ch,
+		.dir = SL_SELECT_SEND,
+		.elem = (void *)(uintptr_t)elem,
+	};
+	int r = try_send(ch, elem);
+
+	if (SL_LIKELY(r != -EAGAIN))
+		return r;
+	r = select_run(&c, 1, ctx, UINT64_MAX, true);
+	return r < 0 ? r : c.result;
+}
+
+int
+sl_chan_send(struct sl_chan *ch, const void *elem)
+{
+	return sl_chan_send_ctx(NULL, ch, elem);
+}
+
+int
+sl_chan_recv_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out)
+{
+	struct sl_select_case c = {
+		.ch = ch,
+		.dir = SL_SELECT_RECV,
+		.elem = out,
+	};
+	int r = try_recv(ch, out);
+
+	if (SL_LIKELY(r != -EAGAIN))
+		return r;
+	r = select_run(&c, 1, ctx, UINT64_MAX, true);
+	return r < 0 ? r : c.result;
+}
+
+int
+sl_chan_recv(struct sl_chan *ch, void *out)
+{
+	return sl_chan_recv_ctx(NULL, ch, out);
+}
+
+bool
+sl_chan_try_send(struct sl_chan *ch, const void *elem)
+{
+	return try_send(ch, elem) == 0;
+}
+
+bool
+sl_chan_try_recv(struct sl_chan *ch, void *out)
+{
+	return try_recv(ch, out) == 0;
+}
+
+/* Take every waiter off @q, claiming those still free; returns them as a
+ * list through their next pointers. */
+static struct sl__waiter *
+take_all(struct sl__waitq *q, _Atomic uint32_t *count)
+{
+	struct sl__waiter *list = NULL, *w;
+	unsigned dropped = 0;
+
+	while ((w = sl__waitq_claim_one(q, &dropped))) {
+		w->result = -EPIPE;
+		w->done = false; /* the woken task retries and sees closed */
+		w->next = list;
+		list = w;
+	}
+	atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+	return list;
+}
+
+static void
+wake_list(struct sl__waiter *w)
+{
+	while (w) {
+		struct sl__waiter *next = w->next;
+
+		/* After the wake the waiter may vanish with its stack. */
+		sl__wake(w->task);
+		w = next;
+	}
+}
+
+int
+sl_chan_close(struct sl_chan *ch)
+{
+	struct sl__waiter *recvs, *sends;
+
+	sl__spin_lock(&ch->lock);
+	if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+		sl__spin_unlock(&ch->lock);
+		return -EPIPE;
+	}
+	if (ch->ring)
+		sl_ring_seal(ch->ring);
+	atomic_store_explicit(&ch->closed, 1, memory_order_release);
+	recvs = take_all(&ch->recvq, &ch->nrecvw);
+	sends = take_all(&ch->sendq, &ch->nsendw);
+	sl__spin_unlock(&ch->lock);
+
+	wake_list(recvs);
+	wake_list(sends);
+	return 0;
+}
+
+bool
+sl__chan_add_closed_waiter(struct sl_chan *ch, struct sl__waiter *w)
+{
+	sl__spin_lock(&ch->lock);
+	if (atomic_load_explicit(&ch->closed, memory_order_relaxed)) {
+		sl__spin_unlock(&ch->lock);
+		return false;
+	}
+	sl__waitq_push(&ch->recvq, w);
+	atomic_fetch_add_explicit(&ch->nrecvw, 1, memory_order_relaxed);
+	sl__spin_unlock(&ch->lock);
+	return true;
+}
+
+void
+sl__chan_remove_closed_waiter(struct sl_chan *ch, struct sl__waiter *w)
+{
+	sl__spin_lock(&ch->lock);
+	if (w->queued) {
+		sl__waitq_remove(&ch->recvq, w);
+		atomic_fetch_sub_explicit(&ch->nrecvw, 1,
+					  memory_order_relaxed);
+	}
+	sl__spin_unlock(&ch->lock);
+}

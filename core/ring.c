@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The out-of-line half of sl_ring: creation and the burst and bulk paths.
+ * The single-element paths are inline in ring.h.
+ *
+ * A burst scans forward from its position for consecutive slots that are
+ * ready (free for a producer, published for a consumer), claims all of them
+ * with one CAS, and then moves the payloads.  It never waits for a slot held
+ * by another thread: it stops the scan there, so a preempted thread delays
+ * only the slots it holds, as in the single-element path.
+ */
+#include <errno.h>
+#include <mimalloc.h>
+
+#include "core/ring.h"
+
+#define SL_RING_MAX_ELEM 4096
+
+struct sl_ring *
+sl_ring_create(size_t elem_size, size_t capacity)
+{
+	struct sl_ring *r;
+	size_t cap = 2;
+	uint32_t stride;
+
+	if (elem_size > SL_RING_MAX_ELEM || capacity > (1ull << 32)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	while (cap < capacity)
+		cap <<= 1;
+
+	/* The sequence word leads each slot; keep slots 8-byte aligned. */
+	stride = (uint32_t)(8 + ((elem_size + 7) & ~(size_t)7));
+
+	r = mi_zalloc_aligned(sizeof(*r), SL_FALSE_SHARING);
+	if (!r)
+		goto nomem;
+	r->slots = mi_malloc_aligned(cap * stride, SL_FALSE_SHARING);
+	if (!r->slots)
+		goto nomem;
+	r->mask = cap - 1;
+	r->stride = stride;
+	r->elem_size = (uint32_t)elem_size;
+
+	for (size_t i = 0; i < cap; i++)
+		atomic_init(sl__ring_seq(sl__ring_slot(r, i)), i);
+	atomic_init(&r->tail, 0);
+	atomic_init(&r->head, 0);
+	return r;
+
+nomem:
+	mi_free(r);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void
+sl_ring_destroy(struct sl_ring *r)
+{
+	if (!r)
+		return;
+	mi_free(r->slots);
+	mi_free(r);
+}
+
+size_t
+sl_ring_count(const struct sl_ring *r)
+{
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	tail &= ~SL_RING_SEALED;
+	return tail > head ? (size_t)(tail - head) : 0;
+}
+
+bool
+sl_ring_seal(struct sl_ring *r)
+{
+	uint64_t old = atomic_fetch_or_explicit(&r->tail, SL_RING_SEALED,
+						memory_order_acq_rel);
+
+	return !(old & SL_RING_SEALED);
+}
+
+/*
+ * Count consecutive slots from @pos whose sequence equals pos + i + @lag:
+ * lag 0 finds free slots (producer), lag 1 published ones (consumer).
+ */
+static unsigned
+ring_scan(const struct sl_ring *r, uint64_t pos, unsigned n, uint64_t lag)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char *slot = sl__ring_slot(r, pos + i);
+		/* A1/A2 as in the single-element paths. */
+		uint64_t seq = atomic_load_explicit(sl__ring_seq(slot),
+						    memory_order_acquire);
+
+		if (seq != pos + i + lag)
+			break;
+	}
+	return i;
+}
+
+static unsigned
+ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
+{
+	const unsigned char *src = elems;
+	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	unsigned got;
+
+	for (;;) {
+		if (pos & SL_RING_SEALED)
+			return 0;
+		got = ring_scan(r, pos, n, 0);
+		if (got == 0 || (all && got < n)) {
+			/* Either full, or our view of tail is stale. */
+			uint64_t now = atomic_load_explicit(
+				&r->tail, memory_order_relaxed);
+			if (now == pos)
+				return 0;
+			pos = now;
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(
+			    &r->tail, &pos, pos + got, memory_order_relaxed,
+			    memory_order_relaxed))
+			break;
+	}
+
+	for (unsigned i = 0; i < got; i++) {
+		unsigned char *slot = sl__ring_slot(r, pos + i);
+
+		sl__ring_copy(slot + 8, src + (size_t)i * r->elem_size,
+			      r->elem_size);
+		/* R1, per slot. */
+		atomic_store_explicit(sl__ring_seq(slot), pos + i + 1,
+				      memory_order_release);
+	}
+	return got;
+}
+
+static unsigned
+ring_dequeue_n(struct sl_ring *r, void *out, unsigned n, bool all)
+{
+	unsigned char *dst = out;
+	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+	unsigned got;
+
+	for (;;) {
+		got = ring_scan(r, pos, n, 1);
+		if (got == 0 || (all && got < n)) {
+			uint64_t now = atomic_load_explicit(
+				&r->head, memory_order_relaxed);
+			if (now == pos)
+				return 0;
+			pos = now;
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(
+			    &r->head, &pos, pos + got, memory_order_relaxed,
+			    memory_order_relaxed))
+			break;
+	}
+
+	for (unsigned i = 0; i < got; i++) {
+		unsigned char *slot = sl__ring_slot(r, pos + i);
+
+		if (dst)
+			sl__ring_copy(dst + (size_t)i * r->elem_size, slot + 8,
+				      r->elem_size);
+		/* R2, per slot. */
+		atomic_store_explicit(sl__ring_seq(slot), pos + i + r->mask + 1,
+				      memory_order_release);
+	}
+	return got;
+}
+
+unsigned
+sl_ring_enqueue_burst(struct sl_ring *r, const void *elems, unsigned n)
+{
+	return ring_enqueue_n(r, elems, n, false);
+}
+
+unsigned
+sl_ring_enqueue_bulk(struct sl_ring *r, const void *elems, unsigned n)
+{
+	if (n > sl_ring_capacity(r))
+		return 0;
+	return ring_enqueue_n(r, elems, n, true);
+}
+
+unsigned
+sl_ring_dequeue_burst(struct sl_ring *r, void *out, unsigned n)
+{
+	return ring_dequeue_n(r, out, n, false);
+}
+
+unsigned
+sl_ring_dequeue_bulk(struct sl_ring *r, void *out, unsigned n)
+{
+	if (n > sl_ring_capacity(r))
+		return 0;
+	return ring_dequeue_n(r, out, n, true);
+}
