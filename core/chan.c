@@ -153,7 +153,7 @@ wake_one(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
 static inline void
 wake_after(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
 {
-	atomic_thread_fence(memory_order_seq_cst); /* I2 (2) */
+	SL_FENCE_SEQ_CST(); /* I2 (2) */
 	if (SL_UNLIKELY(atomic_load_explicit(count, memory_order_relaxed)))
 		wake_one(ch, q, count);
 }
@@ -328,7 +328,7 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 		sl__waitq_push(recv ? &ch->recvq : &ch->sendq, &ws[i]);
 		atomic_fetch_add_explicit(recv ? &ch->nrecvw : &ch->nsendw, 1,
 					  memory_order_seq_cst);
-		atomic_thread_fence(memory_order_seq_cst); /* I1 (2) */
+		SL_FENCE_SEQ_CST(); /* I1 (2) */
 		ready = ready_locked(ch, cases[i].dir, w->task);
 		sl__spin_unlock(&ch->lock);
 		if (ready)

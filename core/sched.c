@@ -99,6 +99,13 @@
 #include "core/sched_internal.h"
 #include "core/wait_internal.h"
 
+#if defined(SL_SANITIZE_ADDRESS)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(SL_SANITIZE_THREAD)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 struct sl__sched sl__rt;
 
 static __thread struct sl__machine *tls_machine
@@ -435,7 +442,7 @@ proc_kick(struct sl__proc *from, struct sl__proc *target)
 {
 	uint32_t expected = 0;
 
-	atomic_thread_fence(memory_order_seq_cst); /* W4, the waker's side */
+	SL_FENCE_SEQ_CST(); /* W4, the waker's side */
 	if (!atomic_load_explicit(&target->idle, memory_order_relaxed))
 		return;
 	if (!atomic_compare_exchange_strong_explicit(
@@ -454,7 +461,7 @@ wakep(struct sl__proc *from)
 	struct sl__proc *p;
 	uint32_t zero = 0;
 
-	atomic_thread_fence(memory_order_seq_cst); /* W4, the waker's side */
+	SL_FENCE_SEQ_CST(); /* W4, the waker's side */
 	if (atomic_load_explicit(&sl__rt.npidle, memory_order_relaxed) == 0)
 		return;
 	if (atomic_load_explicit(&sl__rt.nspinning, memory_order_relaxed) ||
@@ -587,13 +594,6 @@ sl__wake(struct sl__task *t)
 
 /* ---- switching ---- */
 
-#if defined(SL_SANITIZE_ADDRESS)
-#include <sanitizer/common_interface_defs.h>
-#endif
-#if defined(SL_SANITIZE_THREAD)
-#include <sanitizer/tsan_interface.h>
-#endif
-
 /*
  * Switch from @from (a task, or NULL for the M's scheduler loop) to @to
  * (likewise).  @dying says @from will never run again.
@@ -621,7 +621,8 @@ switch_to(struct sl__machine *m, struct sl__task *from, struct sl__task *to,
 	(void)dying;
 #endif
 #if defined(SL_SANITIZE_THREAD)
-	__tsan_switch_to_fiber(to ? to->tsan_fiber : m->tsan_fiber, 0);
+	__tsan_switch_to_fiber(to ? to->tsan_fiber : m->tsan_fiber,
+			       0);
 #endif
 	sl__ctx_switch(from_ctx, to_ctx);
 }
@@ -905,8 +906,18 @@ next_task_id(struct sl__proc *p)
 static struct sl__task *
 task_alloc(struct sl__proc *p, size_t stack_size)
 {
-	if (stack_size == sl__rt.opts.stack_size && p && p->ncache)
-		return p->cache[--p->ncache];
+	if (stack_size == sl__rt.opts.stack_size && p && p->ncache) {
+		struct sl__task *t = p->cache[--p->ncache];
+
+#if defined(SL_SANITIZE_THREAD)
+		/* The old task never returned from its first frame, so its
+		 * fiber's shadow call stack still holds those frames; reusing
+		 * the fiber would overflow that stack after ~32k spawns. */
+		__tsan_destroy_fiber(t->tsan_fiber);
+		t->tsan_fiber = __tsan_create_fiber(0);
+#endif
+		return t;
+	}
 	return sl__stack_alloc(stack_size);
 }
 
@@ -1326,7 +1337,7 @@ proc_idle(struct sl__proc *p)
 		atomic_fetch_sub_explicit(&sl__rt.nspinning, 1,
 					  memory_order_seq_cst);
 	}
-	atomic_thread_fence(memory_order_seq_cst);
+	SL_FENCE_SEQ_CST();
 
 	if (work_anywhere(p) ||
 	    atomic_load_explicit(&sl__rt.stopping, memory_order_acquire)) {
@@ -1563,7 +1574,7 @@ monitor_check(struct sl__proc *p, uint64_t now)
 					       memory_order_acquire);
 	uint64_t tick = atomic_load_explicit(&p->schedtick,
 					     memory_order_relaxed);
-	bool moved = tick != p->mon_tick;
+	bool moved = tick != p->mon_tick || p->mon_since == 0;
 
 	if (moved) {
 		p->mon_tick = tick;

@@ -42,8 +42,6 @@
 
 static _Atomic long guarded_budget;
 static _Atomic long guarded_in_use;
-static struct sigaction old_segv;
-static _Atomic int segv_installed;
 
 static long
 read_max_map_count(void)
@@ -169,6 +167,11 @@ sl__stack_prepare(struct sl__task *t)
 #endif
 }
 
+#if !defined(SL_SANITIZE_ADDRESS)
+/* ASan reports stack overflows itself and needs SIGSEGV for that. */
+static struct sigaction old_segv;
+static _Atomic int segv_installed;
+
 static void
 write_str(const char *s)
 {
@@ -216,18 +219,20 @@ segv_handler(int sig, siginfo_t *si, void *uctx)
 	(void)sig;
 	(void)uctx;
 }
+#endif
 
 void
 sl__stack_global_init(void)
 {
 	long maps = read_max_map_count();
-	int expected = 0;
 
 	/* Two mappings per guarded stack; leave half the budget for the
 	 * heap, libraries and io_uring. */
 	atomic_store(&guarded_budget, maps / 4);
 
 #if !defined(SL_SANITIZE_ADDRESS)
+	int expected = 0;
+
 	if (atomic_compare_exchange_strong(&segv_installed, &expected, 1)) {
 		struct sigaction sa;
 
@@ -237,8 +242,6 @@ sl__stack_global_init(void)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGSEGV, &sa, &old_segv);
 	}
-#else
-	(void)expected;
 #endif
 }
 
