@@ -413,6 +413,7 @@ sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 
 	if (n > SL_SELECT_MAX)
 		return -EINVAL;
+	sl__preempt_point();
 	if (timeout_ns != SL_SELECT_FOREVER && timeout_ns != SL_SELECT_POLL) {
 		deadline = sl_now_ns() + timeout_ns;
 		if (deadline < timeout_ns)
@@ -432,6 +433,7 @@ sl_chan_send_ctx(struct sl_context *ctx, struct sl_chan *ch, const void *elem)
 	};
 	int r = try_send(ch, elem);
 
+	sl__preempt_point();
 	if (SL_LIKELY(r != -EAGAIN))
 		return r;
 	r = select_run(&c, 1, ctx, UINT64_MAX, true);
@@ -454,6 +456,7 @@ sl_chan_recv_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out)
 	};
 	int r = try_recv(ch, out);
 
+	sl__preempt_point();
 	if (SL_LIKELY(r != -EAGAIN))
 		return r;
 	r = select_run(&c, 1, ctx, UINT64_MAX, true);

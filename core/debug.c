@@ -97,6 +97,7 @@ dump_one(FILE *out, struct sl__task *t, uint64_t now)
 	uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
 	const char *reason = atomic_load_explicit(&t->wait_reason,
 						  memory_order_relaxed);
+	const char *note = atomic_load_explicit(&t->note, memory_order_relaxed);
 	uint64_t since = atomic_load_explicit(&t->wait_since,
 					      memory_order_relaxed);
 
@@ -108,9 +109,9 @@ dump_one(FILE *out, struct sl__task *t, uint64_t now)
 			fprintf(out, " for_ms=%llu",
 				(unsigned long long)((now - since) /
 						     SL_NSEC_PER_MSEC));
-	} else if (reason) {
-		fprintf(out, " note=\"%s\"", reason);
 	}
+	if (note)
+		fprintf(out, " note=\"%s\"", note);
 	fprintf(out, " spawned_by=%llu\n", (unsigned long long)t->parent_id);
 }
 

@@ -665,12 +665,24 @@ coarse_now(void)
 	return (uint64_t)ts.tv_sec * SL_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
+/* Drop @p's preemption request, if any: it has switched tasks anyway. */
+static void
+preempt_clear(struct sl__proc *p)
+{
+	if (atomic_exchange_explicit(&p->preempt, 0, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&sl__rt.preempt_pending, 1,
+					  memory_order_relaxed);
+}
+
 static inline void
 run_prepare(struct sl__machine *m, struct sl__proc *p, struct sl__task *t)
 {
 	uint64_t tick = atomic_load_explicit(&p->schedtick,
 					     memory_order_relaxed);
 
+	if (SL_UNLIKELY(atomic_load_explicit(&sl__rt.preempt_pending,
+					     memory_order_relaxed)))
+		preempt_clear(p);
 	m->curg = t;
 	atomic_store_explicit(&t->state, SL__TASK_RUNNING,
 			      memory_order_relaxed);
@@ -807,6 +819,18 @@ post_yield(struct sl__machine *m, struct sl__task *t)
 		pinq_put(p, t);
 	else
 		runq_put_tail(p, t);
+}
+
+void
+sl__preempt_slow(void)
+{
+	struct sl__proc *p = sl__proc_current();
+
+	if (p && atomic_load_explicit(&p->preempt, memory_order_relaxed) &&
+	    sl__task_current()) {
+		preempt_clear(p);
+		sl_task_yield();
+	}
 }
 
 void
@@ -974,6 +998,7 @@ sl_task_spawn(sl_task_fn fn, void *arg, const struct sl_task_opts *opts,
 	atomic_store_explicit(&t->state, SL__TASK_RUNNABLE,
 			      memory_order_relaxed);
 	atomic_store_explicit(&t->wait_reason, NULL, memory_order_relaxed);
+	atomic_store_explicit(&t->note, NULL, memory_order_relaxed);
 	atomic_store_explicit(&t->join, SL__JOIN_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&t->join_ack, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
@@ -1125,7 +1150,7 @@ sl_task_set_note(const char *static_note)
 	struct sl__task *t = sl__task_current();
 
 	if (t)
-		atomic_store_explicit(&t->wait_reason, static_note,
+		atomic_store_explicit(&t->note, static_note,
 				      memory_order_relaxed);
 }
 
@@ -1580,6 +1605,7 @@ monitor_check(struct sl__proc *p, uint64_t now)
 		p->mon_tick = tick;
 		p->mon_since = now;
 		p->mon_reported = false;
+		p->mon_asked = false;
 	}
 
 	if (status == SL__PROC_BLOCKING) {
@@ -1600,12 +1626,25 @@ monitor_check(struct sl__proc *p, uint64_t now)
 	    atomic_load_explicit(&p->idle, memory_order_relaxed))
 		return false;
 
-	if (!moved && !p->mon_reported &&
+	/* Nothing waits behind the task: let it run. */
+	if (moved || (!runq_len(p) && !sl_ring_count(p->inbox)))
+		return false;
+
+	/* First ask the task to yield at its next preemption point; report
+	 * it only if it has not done so a whole slice later. */
+	if (!p->mon_asked &&
+	    now - p->mon_since >= sl__rt.opts.hog_report_ns / 2) {
+		p->mon_asked = true;
+		if (!atomic_exchange_explicit(&p->preempt, 1,
+					      memory_order_relaxed))
+			atomic_fetch_add_explicit(&sl__rt.preempt_pending, 1,
+						  memory_order_relaxed);
+	}
+	if (!p->mon_reported &&
 	    now - p->mon_since >= sl__rt.opts.hog_report_ns)
 		monitor_report_hog(p, now);
 	/* W5: queued work behind a task that does not yield. */
-	if (!moved && runq_len(p) > 0)
-		wakep(NULL);
+	wakep(NULL);
 	return false;
 }
 

@@ -197,8 +197,10 @@ struct sl__task {
 	sl_task_fn fn;
 	void *arg;
 
-	/* What the task waits on and since when, for task dumps. */
+	/* What the task waits on and since when, and what it says it is
+	 * doing (sl_task_set_note), for task dumps. */
 	const char *_Atomic wait_reason;
+	const char *_Atomic note;
 	_Atomic uint64_t wait_since;
 
 	/* Processor the task must run on, or NULL. */
@@ -319,8 +321,13 @@ struct sl__proc {
 		_Atomic uint64_t timers_fired, handoffs, hogs;
 	} st;
 
+	/* Set by the monitor when the running task has held the processor
+	 * for a whole time slice; checked at preemption points. */
+	_Atomic uint32_t preempt;
+
 	/* The monitor's view (sysmon, in sched.c). */
 	uint64_t mon_tick;
+	bool mon_asked;
 	uint64_t mon_since;
 	bool mon_reported;
 };
@@ -381,6 +388,8 @@ struct sl__sched {
 
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t npidle;
 	_Atomic uint32_t nspinning;
+	/* Processors with a preemption request pending (read-mostly). */
+	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t preempt_pending;
 	_Alignas(SL_FALSE_SHARING) _Atomic uint64_t id_block;
 	_Atomic uint32_t stopping;
 	_Atomic uint32_t running;
@@ -426,6 +435,22 @@ sl__proc_current(void)
 void sl__park_prepare(const char *reason);
 void sl__park(void);
 void sl__park_cancel(void);
+
+/*
+ * Cooperative preemption.  The monitor asks a task that has held its
+ * processor for a whole time slice to yield; channel operations and other
+ * busy paths call sl__preempt_point(), which costs one load of a read-mostly
+ * word unless some processor has a request pending.
+ */
+void sl__preempt_slow(void);
+
+SL_INLINE void
+sl__preempt_point(void)
+{
+	if (SL_UNLIKELY(atomic_load_explicit(&sl__rt.preempt_pending,
+					     memory_order_relaxed)))
+		sl__preempt_slow();
+}
 
 /* Make a parked (or parking) task runnable.  Call after winning its claim. */
 void sl__wake(struct sl__task *t);
