@@ -104,10 +104,16 @@ sl_chan_destroy(struct sl_chan *ch)
 	mi_free(ch);
 }
 
+static inline bool
+chan_closed(const struct sl_chan *ch)
+{
+	return atomic_load_explicit(&ch->closed, memory_order_acquire);
+}
+
 bool
 sl_chan_is_closed(const struct sl_chan *ch)
 {
-	return atomic_load_explicit(&ch->closed, memory_order_acquire);
+	return chan_closed(ch);
 }
 
 size_t
@@ -172,10 +178,10 @@ rendezvous(struct sl_chan *ch, void *elem, bool send)
 	unsigned dropped = 0;
 
 	if (!atomic_load_explicit(count, memory_order_acquire))
-		return sl_chan_is_closed(ch) ? -EPIPE : -EAGAIN;
+		return chan_closed(ch) ? -EPIPE : -EAGAIN;
 
 	sl__spin_lock(&ch->lock);
-	if (sl_chan_is_closed(ch)) {
+	if (chan_closed(ch)) {
 		sl__spin_unlock(&ch->lock);
 		return -EPIPE;
 	}
@@ -248,7 +254,7 @@ ready_locked(struct sl_chan *ch, enum sl_select_dir dir,
 {
 	struct sl__waiter *w;
 
-	if (sl_chan_is_closed(ch))
+	if (chan_closed(ch))
 		return true;
 	if (ch->ring) {
 		struct sl_ring *r = ch->ring;
@@ -277,9 +283,14 @@ ready_locked(struct sl_chan *ch, enum sl_select_dir dir,
 	return false;
 }
 
+/*
+ * Take our waiters off their queues.  The waiter whose token is @skip was
+ * already removed by the waker that claimed it (sl__waitq_claim_one removes
+ * before it claims), so its lock need not be taken.
+ */
 static void
 unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
-	       size_t n)
+	       size_t n, uint32_t skip)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct sl_chan *ch = cases[i].ch;
@@ -289,6 +300,8 @@ unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
 			continue;
 		count = cases[i].dir == SL_SELECT_RECV ? &ch->nrecvw
 						       : &ch->nsendw;
+		if ((uint32_t)i + 1 == skip)
+			continue;
 		sl__spin_lock(&ch->lock);
 		if (ws[i].queued) {
 			sl__waitq_remove(cases[i].dir == SL_SELECT_RECV
@@ -314,6 +327,7 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 		size_t i = (start + k) % n;
 		struct sl_chan *ch = cases[i].ch;
 		bool recv = cases[i].dir == SL_SELECT_RECV;
+		_Atomic uint32_t *count;
 		bool ready;
 
 		if (!ch)
@@ -324,11 +338,16 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 			.token = (uint32_t)i + 1,
 			.elem = cases[i].elem,
 		};
+		count = recv ? &ch->nrecvw : &ch->nsendw;
 		sl__spin_lock(&ch->lock);
 		sl__waitq_push(recv ? &ch->recvq : &ch->sendq, &ws[i]);
-		atomic_fetch_add_explicit(recv ? &ch->nrecvw : &ch->nsendw, 1,
-					  memory_order_seq_cst);
-		SL_FENCE_SEQ_CST(); /* I1 (2) */
+		/* Counts change only under the lock: no read-modify-write. */
+		atomic_store_explicit(count,
+				      atomic_load_explicit(
+					      count, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		if (ch->ring)
+			SL_FENCE_SEQ_CST(); /* I1 (2) */
 		ready = ready_locked(ch, cases[i].dir, w->task);
 		sl__spin_unlock(&ch->lock);
 		if (ready)
@@ -338,17 +357,17 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 }
 
 /*
- * The select engine.  @prefer is a case to try first (after a wake-up, the
- * case that woke us, I4), or -1.
+ * The select engine.  @ws has room for one waiter per case.  @polled says
+ * the caller has just tried every case.  After a wake-up, the case that
+ * woke us is tried first (I4).
  */
 static int
 select_run(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
-	   uint64_t deadline, bool block)
+	   uint64_t deadline, bool block, struct sl__waiter *ws, bool polled)
 {
-	struct sl__waiter ws[SL_SELECT_MAX];
 	long prefer = -1;
 
-	for (;;) {
+	for (;; polled = false) {
 		size_t start = n > 1 ? sl__rand() % n : 0;
 		struct sl__wait w;
 		uint32_t token;
@@ -361,7 +380,7 @@ select_run(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 				return (int)prefer;
 			}
 		}
-		for (size_t k = 0; k < n; k++) {
+		for (size_t k = 0; k < n && !polled; k++) {
 			size_t i = (start + k) % n;
 
 			if (!cases[i].ch)
@@ -383,7 +402,7 @@ select_run(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 		if (register_all(cases, ws, n, start, &w)) {
 			if (sl__wait_abort(&w)) {
 				/* Nobody claimed us: retry from the top. */
-				unregister_all(cases, ws, n);
+				unregister_all(cases, ws, n, 0);
 				prefer = -1;
 				continue;
 			}
@@ -393,7 +412,7 @@ select_run(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 		} else {
 			token = sl__wait_park(&w);
 		}
-		unregister_all(cases, ws, n);
+		unregister_all(cases, ws, n, (uint32_t)token);
 
 		if (token == 0 || token > n)
 			return sl__wait_error(&w, token);
@@ -409,7 +428,12 @@ int
 sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 	  uint64_t timeout_ns)
 {
+	/* A parked task's stack should stay within one page, so small
+	 * selects keep their waiters on the stack and large ones on the heap. */
+	struct sl__waiter small[4];
+	struct sl__waiter *ws = small;
 	uint64_t deadline = UINT64_MAX;
+	int r;
 
 	if (n > SL_SELECT_MAX)
 		return -EINVAL;
@@ -419,8 +443,79 @@ sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 		if (deadline < timeout_ns)
 			deadline = UINT64_MAX;
 	}
-	return select_run(cases, n, ctx, deadline,
-			  timeout_ns != SL_SELECT_POLL);
+	if (n > SL_ARRAY_SIZE(small) && timeout_ns != SL_SELECT_POLL) {
+		ws = mi_malloc(n * sizeof(*ws));
+		if (!ws)
+			return -ENOMEM;
+	}
+	r = select_run(cases, n, ctx, deadline, timeout_ns != SL_SELECT_POLL,
+		       ws, false);
+	if (ws != small)
+		mi_free(ws);
+	return r;
+}
+
+/*
+ * The blocking wait of a plain send or receive (no context, no timeout):
+ * the single-case select without its generality, since this is the path
+ * every parking channel operation takes.  Same protocol (I1-I4).
+ */
+static int
+wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
+{
+	struct sl__task *self = sl__task_current();
+	bool recv = dir == SL_SELECT_RECV;
+	struct sl__waitq *q = recv ? &ch->recvq : &ch->sendq;
+	_Atomic uint32_t *count = recv ? &ch->nrecvw : &ch->nsendw;
+
+	for (;;) {
+		_Atomic uint32_t claim = 0;
+		struct sl__waiter w = {
+			.task = self,
+			.claim = &claim,
+			.token = 1,
+			.elem = elem,
+		};
+		uint32_t expected = 0;
+		bool ready;
+		int r;
+
+		sl__park_prepare(self, recv ? "chan recv" : "chan send");
+		sl__spin_lock(&ch->lock);
+		sl__waitq_push(q, &w);
+		atomic_store_explicit(count,
+				      atomic_load_explicit(
+					      count, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		if (ch->ring)
+			SL_FENCE_SEQ_CST(); /* I1 (2) */
+		ready = ready_locked(ch, dir, self);
+		sl__spin_unlock(&ch->lock);
+
+		if (ready && atomic_compare_exchange_strong_explicit(
+				     &claim, &expected, SL__CLAIM_SELF,
+				     memory_order_acq_rel,
+				     memory_order_acquire)) {
+			/* Ready after all, and nobody claimed us: undo. */
+			sl__park_cancel(self);
+			sl__spin_lock(&ch->lock);
+			if (w.queued) {
+				sl__waitq_remove(q, &w);
+				atomic_fetch_sub_explicit(count, 1,
+							  memory_order_relaxed);
+			}
+			sl__spin_unlock(&ch->lock);
+		} else {
+			/* Claimed (the waker removed our waiter) or about to
+			 * be: either way a wake comes. */
+			sl__park(self);
+			if (w.done)
+				return w.result;
+		}
+		r = recv ? try_recv(ch, elem) : try_send(ch, elem);
+		if (r != -EAGAIN)
+			return r;
+	}
 }
 
 int
@@ -431,12 +526,15 @@ sl_chan_send_ctx(struct sl_context *ctx, struct sl_chan *ch, const void *elem)
 		.dir = SL_SELECT_SEND,
 		.elem = (void *)(uintptr_t)elem,
 	};
+	struct sl__waiter w;
 	int r = try_send(ch, elem);
 
 	sl__preempt_point();
 	if (SL_LIKELY(r != -EAGAIN))
 		return r;
-	r = select_run(&c, 1, ctx, UINT64_MAX, true);
+	if (!ctx || !sl__context_done(ctx))
+		return wait_one(ch, SL_SELECT_SEND, c.elem);
+	r = select_run(&c, 1, ctx, UINT64_MAX, true, &w, true);
 	return r < 0 ? r : c.result;
 }
 
@@ -454,12 +552,15 @@ sl_chan_recv_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out)
 		.dir = SL_SELECT_RECV,
 		.elem = out,
 	};
+	struct sl__waiter w;
 	int r = try_recv(ch, out);
 
 	sl__preempt_point();
 	if (SL_LIKELY(r != -EAGAIN))
 		return r;
-	r = select_run(&c, 1, ctx, UINT64_MAX, true);
+	if (!ctx || !sl__context_done(ctx))
+		return wait_one(ch, SL_SELECT_RECV, out);
+	r = select_run(&c, 1, ctx, UINT64_MAX, true, &w, true);
 	return r < 0 ? r : c.result;
 }
 

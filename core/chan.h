@@ -119,7 +119,8 @@ struct sl_select_case {
  *
  * Return: the index of the case performed; -EAGAIN when polling found
  * nothing ready; -ETIMEDOUT when the timeout passed; @ctx's error when it
- * ended; -EINVAL for more than SL_SELECT_MAX cases.
+ * ended; -EINVAL for more than SL_SELECT_MAX cases; -ENOMEM when a
+ * blocking select of more than four cases cannot allocate its waiters.
  */
 int sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 	      uint64_t timeout_ns);

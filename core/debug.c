@@ -118,11 +118,8 @@ dump_one(FILE *out, struct sl__task *t, uint64_t now)
 void
 sl_runtime_dump_tasks(FILE *out)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = sl_now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	now = (uint64_t)ts.tv_sec * SL_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
 	fprintf(out, "sluice task dump: %llu live tasks on %u processors\n",
 		(unsigned long long)sl_runtime_live_tasks(), sl__rt.nprocs);
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {

@@ -45,6 +45,10 @@ struct sl_runtime_opts {
 	/* A machine in a blocking call longer than this loses its processor
 	 * to a spare machine (default 20 us). */
 	uint64_t retake_ns;
+	/* How long a processor that ran out of work keeps looking before it
+	 * sleeps in its ring (default 20 us, about one wake-up's cost; 0
+	 * sleeps at once). */
+	uint64_t idle_spin_ns;
 };
 
 /** sl_runtime_opts_init() - fill @opts with the defaults. */

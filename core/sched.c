@@ -49,14 +49,16 @@
  *   W3  Readying a task into runnext does not wake anyone when runnext was
  *       empty: the successor runs as soon as the current task parks, which is
  *       what a waking task almost always does next.  Go wakes here too; we do
- *       not, and the monitor thread covers the case where the current task
- *       keeps running instead (see W5).
+ *       not.  runnext is never stolen, so it needs no atomic read-modify-
+ *       write; if the current task keeps running instead, W5 applies.
  *   W4  No lost wake-up: a P going idle first publishes itself in the idle
  *       list and drops spinning, then (after a full fence) looks at every run
  *       queue once more; a waker first publishes the task, then (after a full
  *       fence) reads npidle and nspinning.  One of the two sees the other.
- *   W5  The monitor wakes an idle P for any P whose queues are non-empty
- *       while its schedule tick has not moved for a whole monitor period.
+ *   W5  When a P's schedule tick has not moved for half a time slice while
+ *       tasks wait behind the running one (runnext included), the monitor
+ *       asks the running task to yield at its next preemption point, and
+ *       wakes an idle P to steal what is in the run queue.
  *
  * Parking.  A task that waits publishes waiters (sched_internal.h) on the
  * objects it waits for; a waker claims one by CAS and calls sl__wake().  The
@@ -258,11 +260,11 @@ runq_get(struct sl__proc *p)
 	struct sl__task *t = atomic_load_explicit(&p->runnext,
 						  memory_order_relaxed);
 
-	/* Stealers may take runnext too, hence the CAS. */
-	if (t && atomic_compare_exchange_strong_explicit(
-			 &p->runnext, &t, NULL, memory_order_acquire,
-			 memory_order_relaxed))
+	/* Only the owner touches runnext, so no read-modify-write. */
+	if (t) {
+		atomic_store_explicit(&p->runnext, NULL, memory_order_relaxed);
 		return t;
+	}
 
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&p->runq_head,
@@ -282,11 +284,12 @@ runq_get(struct sl__proc *p)
 }
 
 /*
- * Take half of @victim's queue into @batch.  runnext is taken only when
- * @take_next is set and its task is not pinned.
+ * Take half of @victim's queue into @batch.  runnext is never stolen: it
+ * belongs to the running task's successor, and if that task does not park,
+ * the monitor asks it to yield (see sl__preempt_point), which frees it.
  */
 static uint32_t
-runq_grab(struct sl__proc *victim, struct sl__task **batch, bool take_next)
+runq_grab(struct sl__proc *victim, struct sl__task **batch)
 {
 	for (;;) {
 		uint32_t h = atomic_load_explicit(&victim->runq_head,
@@ -297,23 +300,8 @@ runq_grab(struct sl__proc *victim, struct sl__task **batch, bool take_next)
 		uint32_t n = tl - h;
 
 		n -= n / 2;
-		if (n == 0) {
-			struct sl__task *t;
-
-			if (!take_next)
-				return 0;
-			t = atomic_load_explicit(&victim->runnext,
-						 memory_order_acquire);
-			if (!t || t->pinned)
-				return 0;
-			if (!atomic_compare_exchange_strong_explicit(
-				    &victim->runnext, &t, NULL,
-				    memory_order_acquire,
-				    memory_order_relaxed))
-				continue;
-			batch[0] = t;
-			return 1;
-		}
+		if (n == 0)
+			return 0;
 		if (n > SL__RUNQ_SIZE / 2)
 			continue; /* h and tl were read at different times */
 
@@ -329,10 +317,10 @@ runq_grab(struct sl__proc *victim, struct sl__task **batch, bool take_next)
 }
 
 static struct sl__task *
-runq_steal(struct sl__proc *p, struct sl__proc *victim, bool take_next)
+runq_steal(struct sl__proc *p, struct sl__proc *victim)
 {
 	struct sl__task *batch[SL__RUNQ_SIZE / 2];
-	uint32_t n = runq_grab(victim, batch, take_next);
+	uint32_t n = runq_grab(victim, batch);
 
 	if (n == 0)
 		return NULL;
@@ -528,9 +516,10 @@ static void
 runq_put(struct sl__proc *p, struct sl__task *t, bool next)
 {
 	if (next) {
-		struct sl__task *old = atomic_exchange_explicit(
-			&p->runnext, t, memory_order_release);
+		struct sl__task *old = atomic_load_explicit(
+			&p->runnext, memory_order_relaxed);
 
+		atomic_store_explicit(&p->runnext, t, memory_order_relaxed);
 		if (!old)
 			return;
 		t = old;
@@ -654,17 +643,6 @@ finish_switch(struct sl__task *self)
 	return m;
 }
 
-static inline uint64_t
-coarse_now(void)
-{
-	struct timespec ts;
-
-	/* Read from the vDSO page without a system call, to jiffy precision:
-	 * enough to tell a dump reader how long a task has waited. */
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * SL_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 /* Drop @p's preemption request, if any: it has switched tasks anyway. */
 static void
 preempt_clear(struct sl__proc *p)
@@ -713,8 +691,13 @@ find_local(struct sl__proc *p)
 					     memory_order_relaxed);
 	struct sl__task *t;
 
-	if (tick % 61 == 0 && (t = gq_get(p, 1)))
-		return t;
+	/* Every 61st schedule, as Go does: a prime, so it does not fall into
+	 * step with a program's own period. */
+	if (SL_UNLIKELY(--p->gq_countdown == 0)) {
+		p->gq_countdown = 61;
+		if ((t = gq_get(p, 1)))
+			return t;
+	}
 	if (sl_ring_count(p->inbox))
 		inbox_drain(p);
 	if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) !=
@@ -737,12 +720,11 @@ find_local(struct sl__proc *p)
 
 /* Leave the running task @self for the next runnable one (or g0). */
 static void
-task_switch_away(struct sl__task *self, struct sl__task *next,
+task_switch_away(struct sl__machine *m, struct sl__task *self,
+		 struct sl__task *next,
 		 void (*post)(struct sl__machine *, struct sl__task *),
 		 bool dying)
 {
-	struct sl__machine *m = sl__machine_current();
-
 	m->post_fn = post;
 	m->post_task = self;
 	if (next) {
@@ -772,37 +754,34 @@ post_park(struct sl__machine *m, struct sl__task *t)
 }
 
 void
-sl__park_prepare(const char *reason)
+sl__park_prepare(struct sl__task *t, const char *reason)
 {
-	struct sl__task *t = sl__task_current();
-
 	atomic_store_explicit(&t->wait_reason, reason, memory_order_relaxed);
 	atomic_store_explicit(&t->park, SL__PARK_PARKING,
 			      memory_order_relaxed);
 }
 
 void
-sl__park_cancel(void)
+sl__park_cancel(struct sl__task *t)
 {
-	struct sl__task *t = sl__task_current();
-
 	atomic_store_explicit(&t->park, SL__PARK_NONE, memory_order_relaxed);
 	atomic_store_explicit(&t->wait_reason, NULL, memory_order_relaxed);
 }
 
 void
-sl__park(void)
+sl__park(struct sl__task *t)
 {
 	struct sl__machine *m = sl__machine_current();
-	struct sl__task *t = m->curg;
 	struct sl__proc *p = m->p;
 
 	sl__stat_inc(&p->st.parks);
-	atomic_store_explicit(&t->wait_since, coarse_now(),
+	atomic_store_explicit(&t->wait_since,
+			      atomic_load_explicit(&sl__rt.coarse_now,
+						   memory_order_relaxed),
 			      memory_order_relaxed);
 	atomic_store_explicit(&t->state, SL__TASK_WAITING,
 			      memory_order_relaxed);
-	task_switch_away(t, find_local(p), post_park, false);
+	task_switch_away(m, t, find_local(p), post_park, false);
 	atomic_store_explicit(&t->wait_reason, NULL, memory_order_relaxed);
 }
 
@@ -844,21 +823,73 @@ sl_task_yield(void)
 	next = find_local(m->p);
 	if (!next)
 		return;
-	task_switch_away(m->curg, next, post_yield, false);
+	task_switch_away(m, m->curg, next, post_yield, false);
 }
 
 /* ---- task life ---- */
+
+/*
+ * Free tasks (with their stacks) are cached per processor; a processor whose
+ * cache overflows moves half of it to a global pool, and one whose cache is
+ * empty refills half of it from there, as Go does with its free G lists.
+ * So a task spawned on one processor and joined on another does not cost an
+ * mmap and a munmap.  The pool is capped; beyond the cap stacks are unmapped.
+ */
+#define SL__POOL_MAX 16384
+
+static void
+pool_put_batch(struct sl__proc *p)
+{
+	unsigned n = SL__TASK_CACHE / 2;
+	struct sl__task *spill = NULL;
+
+	sl__spin_lock(&sl__rt.pool_lock);
+	while (n--) {
+		struct sl__task *t = p->cache[--p->ncache];
+
+		if (sl__rt.pool_len < SL__POOL_MAX) {
+			t->next = sl__rt.pool;
+			sl__rt.pool = t;
+			sl__rt.pool_len++;
+		} else {
+			t->next = spill;
+			spill = t;
+		}
+	}
+	sl__spin_unlock(&sl__rt.pool_lock);
+
+	while (spill) {
+		struct sl__task *next = spill->next;
+
+		sl__stack_free(spill);
+		spill = next;
+	}
+}
+
+static void
+pool_get_batch(struct sl__proc *p)
+{
+	sl__spin_lock(&sl__rt.pool_lock);
+	while (sl__rt.pool && p->ncache < SL__TASK_CACHE / 2) {
+		p->cache[p->ncache++] = sl__rt.pool;
+		sl__rt.pool = sl__rt.pool->next;
+		sl__rt.pool_len--;
+	}
+	sl__spin_unlock(&sl__rt.pool_lock);
+}
 
 static void
 task_release(struct sl__proc *p, struct sl__task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (p && t->cached && p->ncache < SL__TASK_CACHE) {
-		p->cache[p->ncache++] = t;
+	if (!p || !t->cached) {
+		sl__stack_free(t);
 		return;
 	}
-	sl__stack_free(t);
+	if (p->ncache == SL__TASK_CACHE)
+		pool_put_batch(p);
+	p->cache[p->ncache++] = t;
 }
 
 /* After exit, off the dead task's stack: wake the joiner, drop our ref. */
@@ -907,7 +938,7 @@ sl__task_start(struct sl__task *t)
 	atomic_store_explicit(&t->state, SL__TASK_DEAD, memory_order_relaxed);
 	sl__registry_remove(t);
 	atomic_fetch_add_explicit(&p->exited, 1, memory_order_relaxed);
-	task_switch_away(t, find_local(p), post_exit, true);
+	task_switch_away(m, t, find_local(p), post_exit, true);
 	__builtin_unreachable();
 }
 
@@ -930,6 +961,8 @@ next_task_id(struct sl__proc *p)
 static struct sl__task *
 task_alloc(struct sl__proc *p, size_t stack_size)
 {
+	if (stack_size == sl__rt.opts.stack_size && p && !p->ncache)
+		pool_get_batch(p);
 	if (stack_size == sl__rt.opts.stack_size && p && p->ncache) {
 		struct sl__task *t = p->cache[--p->ncache];
 
@@ -1256,7 +1289,9 @@ machine_take_p(struct sl__machine *m)
 }
 
 static struct sl__task *steal_work(struct sl__proc *p);
+static struct sl__task *spin_for_work(struct sl__proc *p);
 static struct sl__task *proc_idle(struct sl__proc *p);
+static bool work_anywhere(struct sl__proc *p);
 
 static struct sl__task *
 find_runnable(struct sl__proc *p)
@@ -1287,6 +1322,8 @@ find_runnable(struct sl__proc *p)
 		}
 		if (p->spinning && (t = steal_work(p)))
 			goto found;
+		if (p->spinning && (t = spin_for_work(p)))
+			goto found;
 		if ((t = proc_idle(p)))
 			goto found;
 		continue;
@@ -1294,6 +1331,40 @@ found:
 		proc_stop_spinning(p);
 		return t;
 	}
+}
+
+/*
+ * Before sleeping, a spinning processor keeps looking for up to idle_spin_ns:
+ * a sleep and a wake-up cost about as much on a small VM, so spinning that
+ * long is never worse than twice the best choice, and it turns the common
+ * "more work arrives a few microseconds later" into no wake-up at all.
+ */
+static struct sl__task *
+spin_for_work(struct sl__proc *p)
+{
+	uint64_t until = 0;
+
+	for (unsigned i = 0; sl__rt.opts.idle_spin_ns; i++) {
+		struct sl__task *t;
+
+		if (i % 32 == 0) {
+			uint64_t now = sl_now_ns();
+
+			if (!until)
+				until = now + sl__rt.opts.idle_spin_ns;
+			else if (now >= until)
+				break;
+			if (atomic_load_explicit(&sl__rt.stopping,
+						 memory_order_relaxed))
+				break;
+		}
+		sl__cpu_relax();
+		if ((t = find_local(p)))
+			return t;
+		if (work_anywhere(p) && (t = steal_work(p)))
+			return t;
+	}
+	return NULL;
 }
 
 static struct sl__task *
@@ -1310,7 +1381,7 @@ steal_work(struct sl__proc *p)
 
 			if (v == p)
 				continue;
-			t = runq_steal(p, v, round == 3);
+			t = runq_steal(p, v);
 			if (t)
 				return t;
 		}
@@ -1673,6 +1744,8 @@ monitor_main(void *arg)
 			break;
 		pthread_mutex_unlock(&sl__rt.mon_mu);
 
+		atomic_store_explicit(&sl__rt.coarse_now, sl_now_ns(),
+				      memory_order_relaxed);
 		if (atomic_exchange_explicit(&sl__rt.dump_request, 0,
 					     memory_order_acq_rel))
 			sl_runtime_dump_tasks(stderr);
@@ -1705,6 +1778,7 @@ sl_runtime_opts_init(struct sl_runtime_opts *opts)
 	opts->sqpoll_idle_ms = 1000;
 	opts->hog_report_ns = 10 * SL_NSEC_PER_MSEC;
 	opts->retake_ns = 20 * SL_NSEC_PER_USEC;
+	opts->idle_spin_ns = 20 * SL_NSEC_PER_USEC;
 }
 
 const char *
@@ -1815,6 +1889,7 @@ proc_create(unsigned id, int cpu, int *err)
 	p->cpu = cpu;
 	p->node = node < 0 ? 0 : node;
 	p->rand = 0x2545f491u * (id + 1);
+	p->gq_countdown = 61;
 	p->efd = -1;
 	atomic_store_explicit(&p->timers.next, UINT64_MAX,
 			      memory_order_relaxed);
@@ -1903,6 +1978,13 @@ runtime_free_all(void)
 		proc_destroy(sl__rt.procs[i]);
 		sl__rt.procs[i] = NULL;
 	}
+	while (sl__rt.pool) {
+		struct sl__task *t = sl__rt.pool;
+
+		sl__rt.pool = t->next;
+		sl__stack_free(t);
+	}
+	sl__rt.pool_len = 0;
 	for (m = sl__rt.all_m; m; m = next) {
 		next = m->all_next;
 		pthread_mutex_destroy(&m->mu);
@@ -1981,6 +2063,7 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	memset(&sl__rt, 0, sizeof(sl__rt));
 	rt_error[0] = '\0';
 	atomic_store(&sl__rt.id_block, 1);
+	atomic_store(&sl__rt.coarse_now, sl_now_ns());
 
 	err = runtime_config(opts, cpus, &ncpus);
 	if (err) {

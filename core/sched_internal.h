@@ -268,10 +268,12 @@ struct sl__proc {
 	_Atomic uint32_t status;
 	struct sl__machine *_Atomic m;
 	_Atomic uint64_t schedtick;
+	uint32_t gq_countdown;
 	uint64_t blocking_since;
 	uint32_t rand;
 
-	/* The run queue: the owner pushes at tail, anyone pops at head. */
+	/* The run queue: the owner pushes at tail, anyone pops at head.
+	 * runnext is the owner's alone. */
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t runq_head;
 	_Atomic uint32_t runq_tail;
 	struct sl__task *_Atomic runnext;
@@ -386,6 +388,11 @@ struct sl__sched {
 	struct sl__machine *all_m;
 	uint32_t nmachines;
 
+	/* Free tasks beyond what the per-processor caches hold. */
+	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t pool_lock;
+	struct sl__task *pool;
+	uint32_t pool_len;
+
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t npidle;
 	_Atomic uint32_t nspinning;
 	/* Processors with a preemption request pending (read-mostly). */
@@ -400,6 +407,9 @@ struct sl__sched {
 	pthread_cond_t mon_cv;
 	_Atomic uint32_t blocking_count;
 	_Atomic uint32_t mon_long_sleep;
+	/* The monitor's clock, refreshed on each of its rounds: good enough
+	 * to tell a dump reader how long a task has waited, and free. */
+	_Atomic uint64_t coarse_now;
 	uint64_t mon_last_log;
 };
 
@@ -432,9 +442,9 @@ sl__proc_current(void)
  * sl__park_cancel() undoes step 1 when step 2 found it need not wait and it
  * won its own claim word, so no waker can be on its way.
  */
-void sl__park_prepare(const char *reason);
-void sl__park(void);
-void sl__park_cancel(void);
+void sl__park_prepare(struct sl__task *self, const char *reason);
+void sl__park(struct sl__task *self);
+void sl__park_cancel(struct sl__task *self);
 
 /*
  * Cooperative preemption.  The monitor asks a task that has held its

@@ -11,10 +11,10 @@
  *
  * Guard pages cost address-space mappings: the guard splits each stack into
  * two VMAs, and vm.max_map_count (65530 by default) caps a process's VMAs.
- * So stacks get a guard only while half of that budget is unused (about 32k
- * guarded stacks by default); beyond that they are mapped without one, and
- * only a canary word at the bottom of the stack, checked when the task
- * exits, detects an overflow.  docs/architecture.md says how to run a
+ * So stacks get a guard only while the budget allows (about 28k guarded
+ * stacks at the default, keeping 8192 mappings for everything else); beyond
+ * that they are mapped without one, and only a check of the lowest bytes of
+ * the stack when the task exits detects an overflow.  docs/architecture.md says how to run a
  * million parked tasks (small stacks, a larger vm.max_map_count).
  *
  * An overflow into a guard page raises SIGSEGV; the handler runs on an
@@ -37,7 +37,6 @@
 #endif
 
 #define SL__PAGE 4096
-#define SL__CANARY 0x5a17ce57a5c0ffeeull
 #define SL__ALTSTACK_SIZE (64 * 1024)
 
 static _Atomic long guarded_budget;
@@ -64,10 +63,24 @@ stack_canary(const struct sl__task *t)
 				    (t->guarded ? SL__PAGE : 0));
 }
 
+/*
+ * Unguarded stacks are checked for overflow when their task exits: the
+ * lowest 64 bytes must still be zero, as the kernel handed them out.  A
+ * written canary would touch the stack's lowest page and double the resident
+ * size of a parked task; reading an untouched page maps the shared zero page
+ * and costs no memory.  Guarded stacks need no check.
+ */
 bool
 sl__stack_check_canary(const struct sl__task *t)
 {
-	return *stack_canary(t) == SL__CANARY;
+	const uint64_t *low = stack_canary(t);
+	uint64_t any = 0;
+
+	if (t->guarded)
+		return true;
+	for (int i = 0; i < 8; i++)
+		any |= low[i];
+	return any == 0;
 }
 
 struct sl__task *
@@ -107,7 +120,6 @@ sl__stack_alloc(size_t stack_size)
 	t->stack_size = (size_t)((char *)t - base) - (guarded ? SL__PAGE : 0);
 	t->guarded = guarded;
 	t->cached = stack_size == sl__rt.opts.stack_size;
-	*stack_canary(t) = SL__CANARY;
 #if defined(SL_SANITIZE_THREAD)
 	t->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -226,9 +238,9 @@ sl__stack_global_init(void)
 {
 	long maps = read_max_map_count();
 
-	/* Two mappings per guarded stack; leave half the budget for the
-	 * heap, libraries and io_uring. */
-	atomic_store(&guarded_budget, maps / 4);
+	/* Two mappings per guarded stack; keep 8192 for the heap, libraries
+	 * and rings (about 28k guarded stacks at the default 65530). */
+	atomic_store(&guarded_budget, maps > 16384 ? (maps - 8192) / 2 : maps / 4);
 
 #if !defined(SL_SANITIZE_ADDRESS)
 	int expected = 0;

@@ -81,7 +81,7 @@ sl__wait_begin(struct sl__wait *w, struct sl_context *ctx, uint64_t deadline,
 	if (deadline != UINT64_MAX && deadline <= sl_now_ns())
 		return -ETIMEDOUT;
 
-	sl__park_prepare(reason);
+	sl__park_prepare(w->task, reason);
 	if (ctx && (w->done = sl__context_done(ctx))) {
 		w->ctxw = (struct sl__waiter){
 			.task = w->task,
@@ -91,7 +91,7 @@ sl__wait_begin(struct sl__wait *w, struct sl_context *ctx, uint64_t deadline,
 		if (!sl__chan_add_closed_waiter(w->done, &w->ctxw)) {
 			/* Ended between the check and now. */
 			w->done = NULL;
-			sl__park_cancel();
+			sl__park_cancel(w->task);
 			return sl_context_err(ctx);
 		}
 	}
@@ -122,7 +122,7 @@ wait_disarm(struct sl__wait *w)
 uint32_t
 sl__wait_park(struct sl__wait *w)
 {
-	sl__park();
+	sl__park(w->task);
 	wait_disarm(w);
 	return atomic_load_explicit(&w->claim, memory_order_acquire);
 }
@@ -135,12 +135,12 @@ sl__wait_abort(struct sl__wait *w)
 	if (atomic_compare_exchange_strong_explicit(
 		    &w->claim, &expected, SL__CLAIM_SELF, memory_order_acq_rel,
 		    memory_order_acquire)) {
-		sl__park_cancel();
+		sl__park_cancel(w->task);
 		wait_disarm(w);
 		return true;
 	}
 	/* A waker won and will wake us: park to take that wake. */
-	sl__park();
+	sl__park(w->task);
 	wait_disarm(w);
 	return false;
 }
