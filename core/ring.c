@@ -90,13 +90,27 @@ sl_ring_seal(struct sl_ring *r)
 static unsigned
 ring_scan(const struct sl_ring *r, uint64_t pos, unsigned n, uint64_t lag)
 {
+	uint64_t first = pos & r->mask;
+	unsigned char *slot = r->slots + first * r->stride;
+	unsigned run = n;
 	unsigned i;
 
-	for (i = 0; i < n; i++) {
-		unsigned char *slot = sl__ring_slot(r, pos + i);
+	/* Walk slot pointers instead of re-deriving each from the position,
+	 * up to the end of the array; the rest (after a wrap) the slow way. */
+	if (first + n > r->mask + 1)
+		run = (unsigned)(r->mask + 1 - first);
+	for (i = 0; i < run; i++, slot += r->stride) {
 		/* A1/A2 as in the single-element paths. */
 		uint64_t seq = atomic_load_explicit(sl__ring_seq(slot),
 						    memory_order_acquire);
+
+		if (seq != pos + i + lag)
+			return i;
+	}
+	for (; i < n; i++) {
+		uint64_t seq = atomic_load_explicit(
+			sl__ring_seq(sl__ring_slot(r, pos + i)),
+			memory_order_acquire);
 
 		if (seq != pos + i + lag)
 			break;
@@ -133,8 +147,11 @@ ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
 	for (unsigned i = 0; i < got; i++) {
 		unsigned char *slot = sl__ring_slot(r, pos + i);
 
-		sl__ring_copy(slot + 8, src + (size_t)i * r->elem_size,
-			      r->elem_size);
+		if (r->elem_size == 8)
+			memcpy(slot + 8, src + (size_t)i * 8, 8);
+		else
+			sl__ring_copy(slot + 8, src + (size_t)i * r->elem_size,
+				      r->elem_size);
 		/* R1, per slot. */
 		atomic_store_explicit(sl__ring_seq(slot), pos + i + 1,
 				      memory_order_release);
@@ -168,7 +185,9 @@ ring_dequeue_n(struct sl_ring *r, void *out, unsigned n, bool all)
 	for (unsigned i = 0; i < got; i++) {
 		unsigned char *slot = sl__ring_slot(r, pos + i);
 
-		if (dst)
+		if (dst && r->elem_size == 8)
+			memcpy(dst + (size_t)i * 8, slot + 8, 8);
+		else if (dst)
 			sl__ring_copy(dst + (size_t)i * r->elem_size, slot + 8,
 				      r->elem_size);
 		/* R2, per slot. */

@@ -75,7 +75,7 @@ int sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 /** sl_runtime_error() - a one-line reason for the last failed start. */
 const char *sl_runtime_error(void);
 
-/** sl_runtime_nprocs() - processors of the running runtime. */
+/** sl_runtime_nprocs() - processors of the running runtime, or 0. */
 unsigned sl_runtime_nprocs(void);
 
 /** sl_runtime_proc_id() - the processor the calling task runs on. */
@@ -83,7 +83,7 @@ int sl_runtime_proc_id(void);
 
 /**
  * sl_runtime_live_tasks() - tasks spawned and not yet finished (including
- * the main task).  Safe from any thread.
+ * the main task); 0 when no runtime runs.  Safe from any thread.
  */
 uint64_t sl_runtime_live_tasks(void);
 

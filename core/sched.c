@@ -119,6 +119,12 @@ static char rt_error[256];
 static _Atomic uint32_t rt_active;
 
 /*
+ * Set (release) once the processors exist and cleared before they are
+ * freed, so the calls documented as safe from any thread can tell.
+ */
+static _Atomic uint32_t rt_up;
+
+/*
  * A task can resume on another thread after any switch, but a compiler may
  * keep the address of a thread-local variable in a register across a call.
  * Reading it through a function the compiler cannot see into forces a fresh
@@ -544,7 +550,9 @@ sl__ready(struct sl__task *t)
 		return;
 	}
 	if (p) {
-		runq_put(p, t, true);
+		/* A batch of wake-ups (timers, completions) keeps its order:
+		 * each would otherwise displace the last from runnext. */
+		runq_put(p, t, !p->in_batch);
 		return;
 	}
 	gq_put(t);
@@ -701,10 +709,16 @@ find_local(struct sl__proc *p)
 	if (sl_ring_count(p->inbox))
 		inbox_drain(p);
 	if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) !=
-	    UINT64_MAX)
+	    UINT64_MAX) {
+		p->in_batch = true;
 		sl__timers_run(p, sl_now_ns());
-	if (io_uring_cq_ready(&p->ring))
+		p->in_batch = false;
+	}
+	if (io_uring_cq_ready(&p->ring)) {
+		p->in_batch = true;
 		sl__poller_reap(p);
+		p->in_batch = false;
+	}
 	if (p->sq_unsubmitted && tick % 16 == 0)
 		sl__poller_flush(p);
 
@@ -883,6 +897,7 @@ task_release(struct sl__proc *p, struct sl__task *t)
 {
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	atomic_store_explicit(&t->state, SL__TASK_FREE, memory_order_release);
 	if (!p || !t->cached) {
 		sl__stack_free(t);
 		return;
@@ -936,8 +951,7 @@ sl__task_start(struct sl__task *t)
 		abort();
 	}
 	atomic_store_explicit(&t->state, SL__TASK_DEAD, memory_order_relaxed);
-	sl__registry_remove(t);
-	atomic_fetch_add_explicit(&p->exited, 1, memory_order_relaxed);
+	sl__stat_inc(&p->exited);
 	task_switch_away(m, t, find_local(p), post_exit, true);
 	__builtin_unreachable();
 }
@@ -1022,30 +1036,34 @@ sl_task_spawn(sl_task_fn fn, void *arg, const struct sl_task_opts *opts,
 		return -ENOMEM;
 	t->fn = fn;
 	t->arg = arg;
-	t->id = next_task_id(cur);
-	t->parent_id = self ? self->id : 0;
+	atomic_store_explicit(&t->id, next_task_id(cur), memory_order_relaxed);
+	atomic_store_explicit(&t->parent_id, self ? self->id : 0,
+			      memory_order_relaxed);
 	t->pinned = NULL;
 	if (opts && opts->pinned)
 		t->pinned = target ? target : (cur ? cur : sl__rt.procs[0]);
 	atomic_store_explicit(&t->park, SL__PARK_NONE, memory_order_relaxed);
-	atomic_store_explicit(&t->state, SL__TASK_RUNNABLE,
-			      memory_order_relaxed);
 	atomic_store_explicit(&t->wait_reason, NULL, memory_order_relaxed);
 	atomic_store_explicit(&t->note, NULL, memory_order_relaxed);
 	atomic_store_explicit(&t->join, SL__JOIN_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&t->join_ack, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
 	if (opts && opts->name)
-		snprintf(t->name, sizeof(t->name), "%s", opts->name);
-	else
-		t->name[0] = '\0';
+		sl__task_name_set(t, opts->name);
+	else if (t->name[0])
+		sl__task_name_set(t, NULL);
 	sl__stack_prepare(t);
+	/* Published for dumps once its fields are set. */
+	atomic_store_explicit(&t->state, SL__TASK_RUNNABLE,
+			      memory_order_release);
 
-	sl__registry_add(cur ? cur : sl__rt.procs[0], t);
-	atomic_fetch_add_explicit(&(cur ? cur : sl__rt.procs[0])->spawned, 1,
-				  memory_order_relaxed);
-	if (cur)
+	if (cur) {
+		sl__stat_inc(&cur->spawned);
 		sl__stat_inc(&cur->st.spawns);
+	} else {
+		atomic_fetch_add_explicit(&sl__rt.spawned_outside, 1,
+					  memory_order_relaxed);
+	}
 	if (out)
 		*out = (struct sl_task *)t;
 
@@ -1425,6 +1443,13 @@ proc_idle(struct sl__proc *p)
 		return gq_get(p, SL__RUNQ_SIZE / 2);
 	}
 	idle_push_locked(p);
+	/*
+	 * A kick that saw us idle before our last wake-up may have set
+	 * wake_pending after we cleared it and sent a message we already
+	 * reaped while running.  Clear it again before we look idle, or
+	 * every later kick would think a message were on its way.
+	 */
+	atomic_store_explicit(&p->wake_pending, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->idle, 1, memory_order_seq_cst);
 	sl__spin_unlock(&sl__rt.lock);
 
@@ -1568,7 +1593,8 @@ sl_blocking_enter(void)
 	atomic_store_explicit(&m->curg->state, SL__TASK_BLOCKING,
 			      memory_order_relaxed);
 	m->in_blocking = true;
-	p->blocking_since = sl_now_ns();
+	atomic_store_explicit(&p->blocking_since, sl_now_ns(),
+			      memory_order_relaxed);
 	atomic_fetch_add_explicit(&sl__rt.blocking_count, 1,
 				  memory_order_relaxed);
 	atomic_store_explicit(&p->status, SL__PROC_BLOCKING,
@@ -1680,7 +1706,8 @@ monitor_check(struct sl__proc *p, uint64_t now)
 	}
 
 	if (status == SL__PROC_BLOCKING) {
-		uint64_t held = now - p->blocking_since;
+		uint64_t held = now - atomic_load_explicit(&p->blocking_since,
+							   memory_order_relaxed);
 		uint32_t s = SL__PROC_BLOCKING;
 
 		if (held < sl__rt.opts.retake_ns)
@@ -1909,8 +1936,7 @@ proc_destroy(struct sl__proc *p)
 		return;
 	sl__poller_destroy(p);
 	sl__timers_free(p);
-	while (p->ncache)
-		sl__stack_free(p->cache[--p->ncache]);
+	p->ncache = 0; /* the stacks went with the task table */
 	sl_ring_destroy(p->inbox);
 	if (sl__rt.numa)
 		numa_free(p, sizeof(*p));
@@ -1964,27 +1990,15 @@ runtime_free_all(void)
 {
 	struct sl__machine *m, *next;
 
-	/* Tasks still alive are abandoned, as at the end of a Go program. */
-	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
-		struct sl__proc *p = sl__rt.procs[i];
-		struct sl__task *t;
-
-		while (p && (t = p->reg_head)) {
-			sl__registry_remove(t);
-			sl__stack_free(t);
-		}
-	}
+	/* Every stack goes: cached ones, and those of tasks still alive,
+	 * which are abandoned as at the end of a Go program. */
+	sl__table_free_all();
+	sl__rt.pool = NULL;
+	sl__rt.pool_len = 0;
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
 		proc_destroy(sl__rt.procs[i]);
 		sl__rt.procs[i] = NULL;
 	}
-	while (sl__rt.pool) {
-		struct sl__task *t = sl__rt.pool;
-
-		sl__rt.pool = t->next;
-		sl__stack_free(t);
-	}
-	sl__rt.pool_len = 0;
 	for (m = sl__rt.all_m; m; m = next) {
 		next = m->all_next;
 		pthread_mutex_destroy(&m->mu);
@@ -2085,6 +2099,7 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 			goto fail;
 	}
 	atomic_store(&sl__rt.running, 1);
+	atomic_store_explicit(&rt_up, 1, memory_order_release);
 	err = sl_task_spawn(main_task, &ma,
 			    &(struct sl_task_opts){.name = "main", .proc = 0},
 			    NULL);
@@ -2107,12 +2122,14 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	runtime_join_machines(m0);
 	if (sl__rt.sysmon)
 		pthread_join(sl__rt.sysmon, NULL);
+	atomic_store_explicit(&rt_up, 0, memory_order_release);
 	runtime_free_all();
 	atomic_store(&sl__rt.running, 0);
 	atomic_store(&rt_active, 0);
 	return 0;
 
 fail:
+	atomic_store_explicit(&rt_up, 0, memory_order_release);
 	runtime_free_all();
 	atomic_store(&sl__rt.running, 0);
 	atomic_store(&rt_active, 0);
@@ -2124,7 +2141,15 @@ fail:
 unsigned
 sl_runtime_nprocs(void)
 {
+	if (!atomic_load_explicit(&rt_up, memory_order_acquire))
+		return 0;
 	return sl__rt.nprocs;
+}
+
+bool
+sl__runtime_up(void)
+{
+	return atomic_load_explicit(&rt_up, memory_order_acquire);
 }
 
 int
@@ -2138,8 +2163,10 @@ sl_runtime_proc_id(void)
 uint64_t
 sl_runtime_live_tasks(void)
 {
-	uint64_t spawned = 0, exited = 0;
+	uint64_t spawned, exited = 0;
 
+	if (!sl__runtime_up())
+		return 0;
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
 		struct sl__proc *p = sl__rt.procs[i];
 
@@ -2148,6 +2175,8 @@ sl_runtime_live_tasks(void)
 		exited += atomic_load_explicit(&p->exited,
 					       memory_order_acquire);
 	}
+	spawned = atomic_load_explicit(&sl__rt.spawned_outside,
+				       memory_order_acquire);
 	for (unsigned i = 0; i < sl__rt.nprocs; i++)
 		spawned += atomic_load_explicit(&sl__rt.procs[i]->spawned,
 						memory_order_acquire);
@@ -2159,7 +2188,7 @@ sl_runtime_proc_stats(unsigned proc, struct sl_proc_stats *out)
 {
 	struct sl__proc *p;
 
-	if (proc >= sl__rt.nprocs || !out)
+	if (!sl__runtime_up() || proc >= sl__rt.nprocs || !out)
 		return -EINVAL;
 	p = sl__rt.procs[proc];
 #define SL__LOAD(f) atomic_load_explicit(&p->st.f, memory_order_relaxed)

@@ -170,6 +170,7 @@ enum sl__task_state {
 	SL__TASK_WAITING,
 	SL__TASK_BLOCKING,
 	SL__TASK_DEAD,
+	SL__TASK_FREE,		/* cached for reuse */
 };
 
 /* The park handshake (sched.c, "Parking"). */
@@ -192,8 +193,9 @@ struct sl__task {
 	struct sl__task *next;
 	_Atomic uint32_t park;
 	_Atomic uint32_t state;
-	uint64_t id;
-	uint64_t parent_id;
+	/* Atomic because task dumps read them while spawns write them. */
+	_Atomic uint64_t id;
+	_Atomic uint64_t parent_id;
 	sl_task_fn fn;
 	void *arg;
 
@@ -219,10 +221,8 @@ struct sl__task {
 	bool guarded;
 	bool cached;
 
-	/* The registry of live tasks, per processor (debug.c). */
-	struct sl__proc *reg_p;
-	struct sl__task *reg_next;
-	struct sl__task *reg_prev;
+	/* Index in the table of all task structs (debug.c). */
+	uint32_t table_idx;
 
 #if defined(SL_SANITIZE_ADDRESS)
 	void *asan_fake_stack;
@@ -230,7 +230,12 @@ struct sl__task {
 #if defined(SL_SANITIZE_THREAD)
 	void *tsan_fiber;
 #endif
-	char name[SL__TASK_NAME_MAX];
+	/* Written word by word with atomic stores, so a concurrent task dump
+	 * can read it without a lock; the task itself reads it as chars. */
+	union {
+		char name[SL__TASK_NAME_MAX];
+		_Atomic uint64_t name_words[SL__TASK_NAME_MAX / 8];
+	};
 };
 
 /* ---- processors and machines ---- */
@@ -269,7 +274,7 @@ struct sl__proc {
 	struct sl__machine *_Atomic m;
 	_Atomic uint64_t schedtick;
 	uint32_t gq_countdown;
-	uint64_t blocking_since;
+	_Atomic uint64_t blocking_since;
 	uint32_t rand;
 
 	/* The run queue: the owner pushes at tail, anyone pops at head.
@@ -300,18 +305,19 @@ struct sl__proc {
 	struct sl__proc *idle_next;
 	bool in_idle_list;
 	bool spinning;
+	/* Readying a batch (timers, completions): queue at the tail. */
+	bool in_batch;
 
 	/* Free tasks with stacks of the default size. */
 	struct sl__task *cache[SL__TASK_CACHE];
 	unsigned ncache;
 	uint64_t next_id;
 	uint64_t ids_left;
+	/* Tasks spawned here and tasks that exited here: the owner writes
+	 * both, so the live count needs no shared counter. */
 	_Atomic uint64_t spawned;
 	_Atomic uint64_t exited;
 
-	/* Live tasks created here (debug.c). */
-	_Atomic uint32_t reg_lock;
-	struct sl__task *reg_head;
 
 	/* The id of the task it runs now, for the monitor. */
 	_Atomic uint64_t cur_id;
@@ -388,6 +394,12 @@ struct sl__sched {
 	struct sl__machine *all_m;
 	uint32_t nmachines;
 
+	/* Every task struct (debug.c). */
+	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t table_lock;
+	struct sl__task **table;
+	uint32_t table_len;
+	uint32_t table_cap;
+
 	/* Free tasks beyond what the per-processor caches hold. */
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t pool_lock;
 	struct sl__task *pool;
@@ -398,6 +410,8 @@ struct sl__sched {
 	/* Processors with a preemption request pending (read-mostly). */
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t preempt_pending;
 	_Alignas(SL_FALSE_SHARING) _Atomic uint64_t id_block;
+	/* Tasks spawned by threads outside the runtime. */
+	_Atomic uint64_t spawned_outside;
 	_Atomic uint32_t stopping;
 	_Atomic uint32_t running;
 	_Atomic uint32_t dump_request;
@@ -414,6 +428,9 @@ struct sl__sched {
 };
 
 extern struct sl__sched sl__rt;
+
+/* Whether a runtime is up, for calls made from any thread. */
+bool sl__runtime_up(void);
 
 /* The machine of the calling thread, or NULL.  Not inlined: see sched.c. */
 struct sl__machine *sl__machine_current(void);
@@ -490,9 +507,17 @@ void sl__stack_global_init(void);
 void sl__stack_global_fini(void);
 bool sl__stack_check_canary(const struct sl__task *t);
 
-/* Task registry (debug.c). */
-void sl__registry_add(struct sl__proc *p, struct sl__task *t);
-void sl__registry_remove(struct sl__task *t);
+/*
+ * The table of every task struct that exists, live or cached (debug.c).
+ * Stacks are added when mapped and removed before they are unmapped; task
+ * dumps walk it under its lock and skip free tasks.  Spawning and exiting
+ * touch no shared list.
+ */
+int sl__table_add(struct sl__task *t);
+void sl__table_remove(struct sl__task *t);
+void sl__table_free_all(void);
+void sl__task_name_set(struct sl__task *t, const char *name);
+void sl__task_name_copy(struct sl__task *t, char *buf);
 void sl__debug_init(void);
 void sl__debug_fini(void);
 

@@ -123,6 +123,14 @@ sl__stack_alloc(size_t stack_size)
 #if defined(SL_SANITIZE_THREAD)
 	t->tsan_fiber = __tsan_create_fiber(0);
 #endif
+	atomic_store_explicit(&t->state, SL__TASK_FREE, memory_order_relaxed);
+	if (sl__table_add(t) != 0) {
+#if defined(SL_SANITIZE_THREAD)
+		__tsan_destroy_fiber(t->tsan_fiber);
+#endif
+		munmap(base, map_size);
+		goto fail;
+	}
 	return t;
 
 fail:
@@ -137,6 +145,7 @@ sl__stack_free(struct sl__task *t)
 {
 	bool guarded = t->guarded;
 
+	sl__table_remove(t);
 #if defined(SL_SANITIZE_THREAD)
 	__tsan_destroy_fiber(t->tsan_fiber);
 #endif

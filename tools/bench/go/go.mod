@@ -1,0 +1,3 @@
+module sluice.dev/bench
+
+go 1.19
