@@ -59,6 +59,13 @@
  *       tasks wait behind the running one (runnext included), the monitor
  *       asks the running task to yield at its next preemption point, and
  *       wakes an idle P to steal what is in the run queue.
+ *   W6  A P that runs out of work keeps looking for idle_spin_ns before it
+ *       sleeps: about the cost of one sleep and wake-up, so never worse
+ *       than twice the best choice.
+ *   W7  A P clears wake_pending whenever it is about to sleep, not only when
+ *       it wakes: a kick that saw it idle just before an earlier wake-up can
+ *       set the flag late, and a stale flag would make every later kick skip
+ *       its message.
  *
  * Parking.  A task that waits publishes waiters (sched_internal.h) on the
  * objects it waits for; a waker claims one by CAS and calls sl__wake().  The
