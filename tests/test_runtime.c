@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime-level behaviour that needs a process of its own: a stack overflow
+ * ends the process with a message naming the task; io_uring blocked by a
+ * seccomp filter makes start-up fail with one line naming the cause; SIGQUIT
+ * writes a task dump; and the runtime works with SQPOLL rings and with the
+ * eventfd wake-up path that kernels without IORING_OP_MSG_RING use.
+ *
+ * Tests that kill or restrict a process fork a child for it, and read what
+ * the child writes to stderr through a pipe.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/chan.h"
+#include "core/runtime.h"
+#include "core/task.h"
+#include "tests/harness.h"
+
+/* What a child wrote to stderr, and how it ended. */
+struct child {
+	char out[16384];
+	size_t len;
+	int status;
+};
+
+/*
+ * Run @fn in a child with its stderr on a pipe; collect the output until
+ * the child exits, or until @until appears and then kill it.  Gives up
+ * (and kills the child) after @limit_ms without that.
+ */
+static void
+child_run(struct child *c, void (*fn)(void), const char *until, int limit_ms)
+{
+	int fds[2];
+	pid_t pid;
+
+	memset(c, 0, sizeof(*c));
+	assert_int_equal(pipe(fds), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		fn();
+		_exit(0);
+	}
+	close(fds[1]);
+
+	for (int waited = 0; waited < limit_ms;) {
+		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+		int r = poll(&pfd, 1, 100);
+		ssize_t n;
+
+		if (r == 0) {
+			waited += 100;
+			continue;
+		}
+		n = read(fds[0], c->out + c->len, sizeof(c->out) - 1 - c->len);
+		if (n <= 0)
+			break; /* the child closed stderr: it has ended */
+		c->len += (size_t)n;
+		c->out[c->len] = '\0';
+		if (until && strstr(c->out, until))
+			break;
+	}
+	kill(pid, SIGKILL);
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &c->status, 0), pid);
+}
+
+/* ---- stack overflow ---- */
+
+static unsigned
+recurse(unsigned depth)
+{
+	volatile char frame[1024];
+
+	frame[0] = (char)depth;
+	frame[sizeof(frame) - 1] = (char)depth;
+	if (depth > 1000000)
+		return (unsigned)frame[0];
+	return recurse(depth + 1) + (unsigned)frame[1023];
+}
+
+static void
+overflow_task(void *arg)
+{
+	(void)arg;
+	recurse(0);
+}
+
+static void
+overflow_main(void *arg)
+{
+	struct sl_task_opts opts = {
+		.name = "deep-recursion",
+		.stack_size = 16384,
+		.proc = -1,
+	};
+	struct sl_task *t;
+
+	(void)arg;
+	if (sl_task_spawn(overflow_task, NULL, &opts, &t) == 0)
+		sl_task_join(t);
+}
+
+static void
+overflow_child(void)
+{
+	sl_runtime_run(NULL, overflow_main, NULL);
+}
+
+static void
+test_runtime_stack_overflow_names_the_task(void **state)
+{
+	struct child c;
+
+	(void)state;
+#if defined(SL_SANITIZE_ADDRESS) || defined(SL_SANITIZE_THREAD)
+	skip(); /* the sanitizers own SIGSEGV and report overflows themselves */
+#endif
+	child_run(&c, overflow_child, NULL, 60000);
+	if (!WIFSIGNALED(c.status))
+		fail_msg("the child did not die of a signal (status %d): %s",
+			 c.status, c.out);
+	assert_int_equal(WTERMSIG(c.status), SIGABRT);
+	if (!strstr(c.out, "stack overflow in task") ||
+	    !strstr(c.out, "deep-recursion"))
+		fail_msg("no overflow message naming the task: %s", c.out);
+}
+
+/* ---- io_uring refused ---- */
+
+static int refuse_errno;
+
+static void
+refused_main(void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "main ran\n");
+}
+
+static void
+refused_child(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K,
+			 SECCOMP_RET_ERRNO | ((unsigned)refuse_errno &
+					      SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = (unsigned short)SL_ARRAY_SIZE(filter),
+		.filter = filter,
+	};
+	int err;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		fprintf(stderr, "cannot install the filter: %s\n",
+			strerror(errno));
+		_exit(3);
+	}
+	err = sl_runtime_run(NULL, refused_main, NULL);
+	fprintf(stderr, "run=%d error=%s\n", err, sl_runtime_error());
+	fflush(stderr);
+	_exit(err == -refuse_errno ? 0 : 1);
+}
+
+static void
+test_runtime_io_uring_blocked_by_seccomp(void **state)
+{
+	struct child c;
+
+	(void)state;
+	refuse_errno = EPERM;
+	child_run(&c, refused_child, NULL, 30000);
+	assert_true(WIFEXITED(c.status));
+	if (WEXITSTATUS(c.status) != 0 || strstr(c.out, "main ran"))
+		fail_msg("start-up did not fail with -EPERM: %s", c.out);
+	/* kernel.io_uring_disabled is 0 here, so the policy is blamed. */
+	if (!strstr(c.out, "security policy") || !strstr(c.out, "seccomp"))
+		fail_msg("the error does not name the cause: %s", c.out);
+}
+
+static void
+test_runtime_io_uring_missing(void **state)
+{
+	struct child c;
+
+	(void)state;
+	refuse_errno = ENOSYS;
+	child_run(&c, refused_child, NULL, 30000);
+	assert_true(WIFEXITED(c.status));
+	if (WEXITSTATUS(c.status) != 0 || !strstr(c.out, "ENOSYS"))
+		fail_msg("start-up did not explain ENOSYS: %s", c.out);
+}
+
+/* ---- SIGQUIT ---- */
+
+static void
+quit_parked(void *arg)
+{
+	sl_chan_recv(arg, NULL); /* never sent to */
+}
+
+static void
+quit_main(void *arg)
+{
+	struct sl_chan *never = sl_chan_create(0, 0);
+	struct sl_task_opts opts = {.name = "parked-for-dump", .proc = -1};
+
+	(void)arg;
+	sl_task_spawn(quit_parked, never, &opts, NULL);
+	sl_task_yield();
+	raise(SIGQUIT);
+	/* Park too; the parent kills us once it has read the dump. */
+	sl_chan_recv(never, NULL);
+}
+
+static void
+quit_child(void)
+{
+	sl_runtime_run(NULL, quit_main, NULL);
+}
+
+static void
+test_runtime_sigquit_dumps_tasks(void **state)
+{
+	struct child c;
+
+	(void)state;
+	child_run(&c, quit_child, "\"parked-for-dump\" waiting", 30000);
+	if (!strstr(c.out, "sluice task dump") ||
+	    !strstr(c.out, "\"parked-for-dump\" waiting on=\"chan recv\""))
+		fail_msg("no dump with the parked task: %s", c.out);
+	/* The process was still alive when the dump came: we killed it. */
+	assert_true(WIFSIGNALED(c.status));
+	assert_int_equal(WTERMSIG(c.status), SIGKILL);
+}
+
+/* ---- other ring set-ups ---- */
+
+#define PINGS HARNESS_SCALE(20000, 2000)
+
+struct pings {
+	struct sl_chan *ping;
+	struct sl_chan *pong;
+	uint64_t echoed;
+	int slept;
+};
+
+static void
+echo_task(void *arg)
+{
+	struct pings *p = arg;
+	uint64_t v;
+
+	while (sl_chan_recv(p->ping, &v) == 0) {
+		if (v % 1000 == 0)
+			sl_task_sleep(50 * SL_NSEC_PER_USEC);
+		CHECK_ERR_EQ(sl_chan_send(p->pong, &v), 0);
+	}
+}
+
+/* Ping-pong across two processors with sleeps, so both go idle and are
+ * woken again many times. */
+static void
+pings_main(void *arg)
+{
+	struct pings *p = arg;
+	struct sl_task *t;
+
+	p->ping = sl_chan_create(8, 0);
+	p->pong = sl_chan_create(8, 0);
+	t = harness_spawn(echo_task, p, 1);
+	for (uint64_t i = 0; i < PINGS; i++) {
+		uint64_t back = 0;
+
+		CHECK_ERR_EQ(sl_chan_send(p->ping, &i), 0);
+		CHECK_ERR_EQ(sl_chan_recv(p->pong, &back), 0);
+		CHECK_UINT_EQ(back, i);
+		p->echoed++;
+	}
+	sl_chan_close(p->ping);
+	harness_join(t);
+	p->slept = (int)HARNESS_STATS_SUM(wakeups);
+	sl_chan_destroy(p->ping);
+	sl_chan_destroy(p->pong);
+}
+
+static void
+test_runtime_sqpoll_rings(void **state)
+{
+	struct sl_runtime_opts opts;
+	struct pings p = {0};
+
+	(void)state;
+	sl_runtime_opts_init(&opts);
+	opts.nprocs = 2;
+	opts.sqpoll = true;
+	opts.sqpoll_idle_ms = 10;
+	harness_run_opts(&opts, pings_main, &p);
+	assert_int_equal(p.echoed, PINGS);
+}
+
+static void
+test_runtime_eventfd_wakeups(void **state)
+{
+	struct pings p = {0};
+
+	(void)state;
+	setenv("SLUICE_NO_MSG_RING", "1", 1);
+	harness_run(2, pings_main, &p);
+	unsetenv("SLUICE_NO_MSG_RING");
+	assert_int_equal(p.echoed, PINGS);
+	/* The processors did sleep and were woken through their eventfds. */
+	assert_true(p.slept > 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_runtime_stack_overflow_names_the_task),
+		cmocka_unit_test(test_runtime_io_uring_blocked_by_seccomp),
+		cmocka_unit_test(test_runtime_io_uring_missing),
+		cmocka_unit_test(test_runtime_sigquit_dumps_tasks),
+		cmocka_unit_test(test_runtime_sqpoll_rings),
+		cmocka_unit_test(test_runtime_eventfd_wakeups),
+	};
+
+	harness_init();
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
