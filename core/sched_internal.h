@@ -31,6 +31,12 @@ void sl__ctx_switch(struct sl__ctx *from, struct sl__ctx *to);
 void sl__task_entry(void);
 void sl__task_start(struct sl__task *t) __attribute__((noreturn));
 
+/*
+ * Lay out a first frame below @stack_top so that the first switch to @ctx
+ * enters sl__task_start(@arg) (switch_init.c).
+ */
+void sl__ctx_init(struct sl__ctx *ctx, void *stack_top, void *arg);
+
 /* ---- spinlock: for short critical sections that never park ---- */
 
 void sl__spin_lock_slow(_Atomic uint32_t *l);

@@ -155,34 +155,10 @@ sl__stack_free(struct sl__task *t)
 					  memory_order_relaxed);
 }
 
-/*
- * Lay out a first frame so that the first switch to the task "returns"
- * into sl__task_entry (switch_*.S) with the task pointer in a callee-saved
- * register.
- */
 void
 sl__stack_prepare(struct sl__task *t)
 {
-	uintptr_t top = (uintptr_t)t & ~(uintptr_t)15;
-
-#if defined(__x86_64__)
-	/* Popped in order: r15 r14 r13 r12 rbx rbp, then the return address;
-	 * afterwards rsp is 16-byte aligned, as sl__task_entry expects. */
-	uint64_t *sp = (uint64_t *)(top - 72);
-
-	memset(sp, 0, 72);
-	sp[3] = (uint64_t)(uintptr_t)t;			/* r12 */
-	sp[6] = (uint64_t)(uintptr_t)sl__task_entry;	/* return address */
-#elif defined(__aarch64__)
-	uint64_t *sp = (uint64_t *)(top - 160);
-
-	memset(sp, 0, 160);
-	sp[0] = (uint64_t)(uintptr_t)t;			/* x19 */
-	sp[11] = (uint64_t)(uintptr_t)sl__task_entry;	/* x30 */
-#else
-#error "no context switch for this architecture"
-#endif
-	t->ctx.sp = sp;
+	sl__ctx_init(&t->ctx, t, t);
 #if defined(SL_SANITIZE_ADDRESS)
 	t->asan_fake_stack = NULL;
 #endif

@@ -234,10 +234,12 @@ quit_main(void *arg)
 
 	(void)arg;
 	sl_task_spawn(quit_parked, never, &opts, NULL);
-	sl_task_yield();
-	raise(SIGQUIT);
-	/* Park too; the parent kills us once it has read the dump. */
-	sl_chan_recv(never, NULL);
+	/* The parked task may not have parked by the first dump; ask again
+	 * until the parent, which reads the dumps, has seen it and kills us. */
+	for (;;) {
+		raise(SIGQUIT);
+		sl_task_sleep(20 * SL_NSEC_PER_MSEC);
+	}
 }
 
 static void
