@@ -191,8 +191,7 @@ runq_len(struct sl__proc *p)
 					     memory_order_relaxed) != NULL);
 }
 
-static void gq_put_batch(struct sl__task *head, struct sl__task *tail,
-			 uint32_t n);
+static void gq_put_batch(struct sl__task **batch, uint32_t n);
 
 /* Move half of a full local queue, plus @t, to the global queue. */
 static bool
@@ -212,10 +211,7 @@ runq_put_slow(struct sl__proc *p, struct sl__task *t, uint32_t h,
 		return false;
 
 	batch[n] = t;
-	for (uint32_t i = 0; i < n; i++)
-		batch[i]->next = batch[i + 1];
-	t->next = NULL;
-	gq_put_batch(batch[0], t, n + 1);
+	gq_put_batch(batch, n + 1);
 	return true;
 }
 
@@ -345,24 +341,52 @@ runq_steal(struct sl__proc *p, struct sl__proc *victim)
 
 /* ---- the global queue (under sl__rt.lock) ---- */
 
+/*
+ * A growable circular array of task pointers.  Moving a batch in or out
+ * copies pointers under the lock and never touches the tasks themselves,
+ * which a linked list through the tasks would (a cache miss per task, with
+ * the lock held).
+ */
 static void
-gq_put_batch(struct sl__task *head, struct sl__task *tail, uint32_t n)
+gq_grow_locked(uint32_t need)
+{
+	uint32_t cap = sl__rt.gq_cap ? sl__rt.gq_cap : 256;
+	struct sl__task **v;
+
+	while (cap < need)
+		cap *= 2;
+	v = mi_malloc(cap * sizeof(*v));
+	if (!v) {
+		fprintf(stderr, "sluice: out of memory for the run queue\n");
+		abort();
+	}
+	for (uint32_t i = 0; i < sl__rt.gq_count; i++)
+		v[i] = sl__rt.gq_v[(sl__rt.gq_first + i) % sl__rt.gq_cap];
+	mi_free(sl__rt.gq_v);
+	sl__rt.gq_v = v;
+	sl__rt.gq_cap = cap;
+	sl__rt.gq_first = 0;
+}
+
+static void
+gq_put_batch(struct sl__task **batch, uint32_t n)
 {
 	sl__spin_lock(&sl__rt.lock);
-	if (sl__rt.gq_tail)
-		sl__rt.gq_tail->next = head;
-	else
-		sl__rt.gq_head = head;
-	sl__rt.gq_tail = tail;
-	atomic_fetch_add_explicit(&sl__rt.gq_len, n, memory_order_seq_cst);
+	if (sl__rt.gq_count + n > sl__rt.gq_cap)
+		gq_grow_locked(sl__rt.gq_count + n);
+	for (uint32_t i = 0; i < n; i++)
+		sl__rt.gq_v[(sl__rt.gq_first + sl__rt.gq_count + i) %
+			    sl__rt.gq_cap] = batch[i];
+	sl__rt.gq_count += n;
+	atomic_store_explicit(&sl__rt.gq_len, sl__rt.gq_count,
+			      memory_order_seq_cst);
 	sl__spin_unlock(&sl__rt.lock);
 }
 
 static void
 gq_put(struct sl__task *t)
 {
-	t->next = NULL;
-	gq_put_batch(t, t, 1);
+	gq_put_batch(&t, 1);
 }
 
 /*
@@ -372,45 +396,36 @@ gq_put(struct sl__task *t)
 static struct sl__task *
 gq_get(struct sl__proc *p, uint32_t max)
 {
-	struct sl__task *first, *rest = NULL, *t;
+	struct sl__task *batch[SL__RUNQ_SIZE / 2];
 	uint32_t n;
 
 	if (atomic_load_explicit(&sl__rt.gq_len, memory_order_relaxed) == 0)
 		return NULL;
 
 	sl__spin_lock(&sl__rt.lock);
-	n = atomic_load_explicit(&sl__rt.gq_len, memory_order_relaxed);
-	n = n / sl__rt.nprocs + 1;
+	n = sl__rt.gq_count / sl__rt.nprocs + 1;
 	if (n > max)
 		n = max;
-	if (n > SL__RUNQ_SIZE / 2)
-		n = SL__RUNQ_SIZE / 2;
-	first = sl__rt.gq_head;
-	t = first;
-	for (uint32_t i = 0; i < n && t; i++) {
-		sl__rt.gq_head = t->next;
-		atomic_fetch_sub_explicit(&sl__rt.gq_len, 1,
-					  memory_order_relaxed);
-		if (i + 1 == n || !t->next) {
-			rest = t == first ? NULL : first->next;
-			t->next = NULL;
-		}
-		t = sl__rt.gq_head;
+	if (n > SL_ARRAY_SIZE(batch))
+		n = SL_ARRAY_SIZE(batch);
+	if (n > sl__rt.gq_count)
+		n = sl__rt.gq_count;
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = sl__rt.gq_v[(sl__rt.gq_first + i) % sl__rt.gq_cap];
+	if (n) {
+		sl__rt.gq_first = (sl__rt.gq_first + n) % sl__rt.gq_cap;
+		sl__rt.gq_count -= n;
 	}
-	if (!sl__rt.gq_head)
-		sl__rt.gq_tail = NULL;
+	atomic_store_explicit(&sl__rt.gq_len, sl__rt.gq_count,
+			      memory_order_relaxed);
 	sl__spin_unlock(&sl__rt.lock);
 
-	if (!first)
+	if (!n)
 		return NULL;
 	/* Outside the lock: an overflowing local queue takes it again. */
-	for (t = rest; t;) {
-		struct sl__task *next = t->next;
-
-		runq_put_tail(p, t);
-		t = next;
-	}
-	return first;
+	for (uint32_t i = 1; i < n; i++)
+		runq_put_tail(p, batch[i]);
+	return batch[0];
 }
 
 /* ---- idle processors and wake-ups ---- */
@@ -462,7 +477,15 @@ wakep(struct sl__proc *from)
 	struct sl__proc *p;
 	uint32_t zero = 0;
 
-	SL_FENCE_SEQ_CST(); /* W4, the waker's side */
+	/*
+	 * W4 needs a full fence only for work that just this processor cannot
+	 * run: the global queue and other processors' inboxes (from == NULL,
+	 * or proc_kick).  Work on the caller's own queue is run by the caller
+	 * before it may sleep, so a wake-up missed here costs parallelism
+	 * until the monitor's next look (W5), never progress.
+	 */
+	if (!from)
+		SL_FENCE_SEQ_CST();
 	if (atomic_load_explicit(&sl__rt.npidle, memory_order_relaxed) == 0)
 		return;
 	if (atomic_load_explicit(&sl__rt.nspinning, memory_order_relaxed) ||
@@ -571,6 +594,17 @@ sl__wake(struct sl__task *t)
 {
 	uint32_t s = atomic_load_explicit(&t->park, memory_order_acquire);
 
+	/*
+	 * Fully parked: only we (the claim's winner) may touch the word now,
+	 * since its post hook has run and it cannot run again before we ready
+	 * it, so a plain store does.  PARKING still races with the post hook.
+	 */
+	if (SL_LIKELY(s == SL__PARK_PARKED)) {
+		atomic_store_explicit(&t->park, SL__PARK_NONE,
+				      memory_order_relaxed);
+		sl__ready(t);
+		return;
+	}
 	for (;;) {
 		if (s == SL__PARK_PARKING) {
 			/* Still on its stack: its post hook will ready it. */
@@ -862,47 +896,40 @@ static void
 pool_put_batch(struct sl__proc *p)
 {
 	unsigned n = SL__TASK_CACHE / 2;
-	struct sl__task *spill = NULL;
+	struct sl__task *spill[SL__TASK_CACHE / 2];
+	unsigned nspill = 0;
 
 	sl__spin_lock(&sl__rt.pool_lock);
 	while (n--) {
 		struct sl__task *t = p->cache[--p->ncache];
 
-		if (sl__rt.pool_len < SL__POOL_MAX) {
-			t->next = sl__rt.pool;
-			sl__rt.pool = t;
-			sl__rt.pool_len++;
-		} else {
-			t->next = spill;
-			spill = t;
-		}
+		if (sl__rt.pool_len < SL__POOL_MAX)
+			sl__rt.pool[sl__rt.pool_len++] = t;
+		else
+			spill[nspill++] = t;
 	}
 	sl__spin_unlock(&sl__rt.pool_lock);
 
-	while (spill) {
-		struct sl__task *next = spill->next;
-
-		sl__stack_free(spill);
-		spill = next;
-	}
+	while (nspill)
+		sl__stack_free(spill[--nspill]);
 }
 
 static void
 pool_get_batch(struct sl__proc *p)
 {
 	sl__spin_lock(&sl__rt.pool_lock);
-	while (sl__rt.pool && p->ncache < SL__TASK_CACHE / 2) {
-		p->cache[p->ncache++] = sl__rt.pool;
-		sl__rt.pool = sl__rt.pool->next;
-		sl__rt.pool_len--;
-	}
+	while (sl__rt.pool_len && p->ncache < SL__TASK_CACHE / 2)
+		p->cache[p->ncache++] = sl__rt.pool[--sl__rt.pool_len];
 	sl__spin_unlock(&sl__rt.pool_lock);
 }
 
 static void
 task_release(struct sl__proc *p, struct sl__task *t)
 {
-	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+	/* The last reference needs no read-modify-write: nobody else can
+	 * be dropping one at the same time. */
+	if (atomic_load_explicit(&t->refs, memory_order_acquire) != 1 &&
+	    atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	atomic_store_explicit(&t->state, SL__TASK_FREE, memory_order_release);
 	if (!p || !t->cached) {
@@ -918,9 +945,17 @@ task_release(struct sl__proc *p, struct sl__task *t)
 static void
 post_exit(struct sl__machine *m, struct sl__task *t)
 {
-	uintptr_t j = atomic_exchange_explicit(&t->join, SL__JOIN_DONE,
-					       memory_order_acq_rel);
+	uintptr_t j;
 
+	if (!t->joinable) {
+		/* Spawned without a handle: nobody else holds a reference. */
+		atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
+		task_release(m->p, t);
+		return;
+	}
+
+	j = atomic_exchange_explicit(&t->join, SL__JOIN_DONE,
+				     memory_order_acq_rel);
 	if (j > SL__JOIN_DONE) {
 		struct sl__waiter *w = (struct sl__waiter *)j;
 		struct sl__task *joiner = w->task;
@@ -1055,6 +1090,7 @@ sl_task_spawn(sl_task_fn fn, void *arg, const struct sl_task_opts *opts,
 	atomic_store_explicit(&t->join, SL__JOIN_RUNNING, memory_order_relaxed);
 	atomic_store_explicit(&t->join_ack, 0, memory_order_relaxed);
 	atomic_store_explicit(&t->refs, out ? 2 : 1, memory_order_relaxed);
+	t->joinable = out != NULL;
 	if (opts && opts->name)
 		sl__task_name_set(t, opts->name);
 	else if (t->name[0])
@@ -2000,8 +2036,11 @@ runtime_free_all(void)
 	/* Every stack goes: cached ones, and those of tasks still alive,
 	 * which are abandoned as at the end of a Go program. */
 	sl__table_free_all();
-	sl__rt.pool = NULL;
 	sl__rt.pool_len = 0;
+	mi_free(sl__rt.pool);
+	sl__rt.pool = NULL;
+	mi_free(sl__rt.gq_v);
+	sl__rt.gq_v = NULL;
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
 		proc_destroy(sl__rt.procs[i]);
 		sl__rt.procs[i] = NULL;
@@ -2099,6 +2138,11 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	pthread_condattr_destroy(&ca);
 	sl__stack_global_init();
 	sl__debug_init();
+	sl__rt.pool = mi_malloc(SL__POOL_MAX * sizeof(*sl__rt.pool));
+	if (!sl__rt.pool) {
+		err = runtime_fail(-ENOMEM, "no memory for the task pool");
+		goto fail;
+	}
 
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
 		sl__rt.procs[i] = proc_create(i, cpus[i % ncpus], &err);

@@ -226,6 +226,8 @@ struct sl__task {
 	size_t stack_size;
 	bool guarded;
 	bool cached;
+	/* Spawned with a handle, so someone may join it. */
+	bool joinable;
 
 	/* Index in the table of all task structs (debug.c). */
 	uint32_t table_idx;
@@ -392,8 +394,10 @@ struct sl__sched {
 
 	/* Global run queue, idle processors and spare machines. */
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t lock;
-	struct sl__task *gq_head;
-	struct sl__task *gq_tail;
+	struct sl__task **gq_v;
+	uint32_t gq_first;
+	uint32_t gq_count;
+	uint32_t gq_cap;
 	_Atomic uint32_t gq_len;
 	struct sl__proc *idle_head;
 	struct sl__machine *spare_head;
@@ -408,7 +412,7 @@ struct sl__sched {
 
 	/* Free tasks beyond what the per-processor caches hold. */
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t pool_lock;
-	struct sl__task *pool;
+	struct sl__task **pool;
 	uint32_t pool_len;
 
 	_Alignas(SL_FALSE_SHARING) _Atomic uint32_t npidle;
