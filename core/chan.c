@@ -168,7 +168,7 @@ wake_after(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
  * Hand over to or take from a waiting peer of a rendezvous channel.
  * @into_peer: we send (copy our element into the receiver's buffer).
  */
-static int
+static __attribute__((noinline)) int
 rendezvous(struct sl_chan *ch, void *elem, bool send)
 {
 	struct sl__waitq *q = send ? &ch->recvq : &ch->sendq;
@@ -205,13 +205,16 @@ rendezvous(struct sl_chan *ch, void *elem, bool send)
 }
 
 /* One attempt to send: 0, -EAGAIN (would wait) or -EPIPE (closed). */
-static int
+static inline int
 try_send(struct sl_chan *ch, const void *elem)
 {
 	int r;
 
-	if (!ch->ring)
+	if (!ch->ring) {
+		if (!atomic_load_explicit(&ch->nrecvw, memory_order_acquire))
+			return chan_closed(ch) ? -EPIPE : -EAGAIN;
 		return rendezvous(ch, (void *)(uintptr_t)elem, true);
+	}
 	r = sl__ring_enqueue(ch->ring, elem);
 	if (r == 0)
 		wake_after(ch, &ch->recvq, &ch->nrecvw);
@@ -219,11 +222,14 @@ try_send(struct sl_chan *ch, const void *elem)
 }
 
 /* One attempt to receive: 0, -EAGAIN, or -EPIPE (closed and drained). */
-static int
+static inline int
 try_recv(struct sl_chan *ch, void *out)
 {
-	if (!ch->ring)
+	if (!ch->ring) {
+		if (!atomic_load_explicit(&ch->nsendw, memory_order_acquire))
+			return chan_closed(ch) ? -EPIPE : -EAGAIN;
 		return rendezvous(ch, out, false);
+	}
 	for (;;) {
 		if (sl__ring_dequeue(ch->ring, out) == 0) {
 			wake_after(ch, &ch->sendq, &ch->nsendw);
@@ -463,7 +469,8 @@ sl_select(struct sl_select_case *cases, size_t n, struct sl_context *ctx,
 static int
 wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 {
-	struct sl__task *self = sl__task_current();
+	struct sl__machine *m = sl__machine_current();
+	struct sl__task *self = m->curg;
 	bool recv = dir == SL_SELECT_RECV;
 	struct sl__waitq *q = recv ? &ch->recvq : &ch->sendq;
 	_Atomic uint32_t *count = recv ? &ch->nrecvw : &ch->nsendw;
@@ -508,7 +515,8 @@ wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 		} else {
 			/* Claimed (the waker removed our waiter) or about to
 			 * be: either way a wake comes. */
-			sl__park(self);
+			sl__park_on(m, self);
+			m = sl__machine_current(); /* we may have moved */
 			if (w.done)
 				return w.result;
 		}
@@ -518,24 +526,29 @@ wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 	}
 }
 
+/* A send or receive with a context that can end: a one-case select. */
+static __attribute__((noinline)) int
+chan_op_ctx(struct sl_context *ctx, struct sl_chan *ch, enum sl_select_dir dir,
+	    void *elem)
+{
+	struct sl_select_case c = {.ch = ch, .dir = dir, .elem = elem};
+	struct sl__waiter w;
+	int r = select_run(&c, 1, ctx, UINT64_MAX, true, &w, true);
+
+	return r < 0 ? r : c.result;
+}
+
 int
 sl_chan_send_ctx(struct sl_context *ctx, struct sl_chan *ch, const void *elem)
 {
-	struct sl_select_case c = {
-		.ch = ch,
-		.dir = SL_SELECT_SEND,
-		.elem = (void *)(uintptr_t)elem,
-	};
-	struct sl__waiter w;
 	int r = try_send(ch, elem);
 
 	sl__preempt_point();
 	if (SL_LIKELY(r != -EAGAIN))
 		return r;
 	if (!ctx || !sl__context_done(ctx))
-		return wait_one(ch, SL_SELECT_SEND, c.elem);
-	r = select_run(&c, 1, ctx, UINT64_MAX, true, &w, true);
-	return r < 0 ? r : c.result;
+		return wait_one(ch, SL_SELECT_SEND, (void *)(uintptr_t)elem);
+	return chan_op_ctx(ctx, ch, SL_SELECT_SEND, (void *)(uintptr_t)elem);
 }
 
 int
@@ -547,12 +560,6 @@ sl_chan_send(struct sl_chan *ch, const void *elem)
 int
 sl_chan_recv_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out)
 {
-	struct sl_select_case c = {
-		.ch = ch,
-		.dir = SL_SELECT_RECV,
-		.elem = out,
-	};
-	struct sl__waiter w;
 	int r = try_recv(ch, out);
 
 	sl__preempt_point();
@@ -560,8 +567,7 @@ sl_chan_recv_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out)
 		return r;
 	if (!ctx || !sl__context_done(ctx))
 		return wait_one(ch, SL_SELECT_RECV, out);
-	r = select_run(&c, 1, ctx, UINT64_MAX, true, &w, true);
-	return r < 0 ? r : c.result;
+	return chan_op_ctx(ctx, ch, SL_SELECT_RECV, out);
 }
 
 int

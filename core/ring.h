@@ -84,6 +84,19 @@ sl_ring_capacity(const struct sl_ring *r)
  */
 size_t sl_ring_count(const struct sl_ring *r);
 
+/**
+ * sl_ring_maybe_nonempty() - a cheap hint: false means the ring was empty
+ * at some recent instant.  For polling loops that must not pay a call.
+ */
+static inline bool
+sl_ring_maybe_nonempty(const struct sl_ring *r)
+{
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+
+	return (tail & ~SL_RING_SEALED) !=
+	       atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+
 /** sl_ring_seal() - make every later enqueue fail; true if this call did. */
 bool sl_ring_seal(struct sl_ring *r);
 

@@ -747,7 +747,7 @@ find_local(struct sl__proc *p)
 		if ((t = gq_get(p, 1)))
 			return t;
 	}
-	if (sl_ring_count(p->inbox))
+	if (sl_ring_maybe_nonempty(p->inbox))
 		inbox_drain(p);
 	if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) !=
 	    UINT64_MAX) {
@@ -826,7 +826,12 @@ sl__park_cancel(struct sl__task *t)
 void
 sl__park(struct sl__task *t)
 {
-	struct sl__machine *m = sl__machine_current();
+	sl__park_on(sl__machine_current(), t);
+}
+
+void
+sl__park_on(struct sl__machine *m, struct sl__task *t)
+{
 	struct sl__proc *p = m->p;
 
 	sl__stat_inc(&p->st.parks);

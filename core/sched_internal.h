@@ -471,6 +471,8 @@ sl__proc_current(void)
  */
 void sl__park_prepare(struct sl__task *self, const char *reason);
 void sl__park(struct sl__task *self);
+/* sl__park() for a caller that already holds its machine pointer. */
+void sl__park_on(struct sl__machine *m, struct sl__task *self);
 void sl__park_cancel(struct sl__task *self);
 
 /*
