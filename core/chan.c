@@ -322,6 +322,33 @@ unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
 }
 
 /*
+ * Add @w to @ch's queue for @dir and look again, under the lock, whether
+ * the case has become ready (I1).  Returns true if it has; @w stays queued
+ * either way.
+ */
+static bool
+waiter_publish(struct sl_chan *ch, enum sl_select_dir dir,
+	       struct sl__waiter *w)
+{
+	bool recv = dir == SL_SELECT_RECV;
+	_Atomic uint32_t *count = recv ? &ch->nrecvw : &ch->nsendw;
+	bool ready;
+
+	sl__spin_lock(&ch->lock);
+	sl__waitq_push(recv ? &ch->recvq : &ch->sendq, w);
+	/* Counts change only under the lock: no read-modify-write. */
+	atomic_store_explicit(count,
+			      atomic_load_explicit(count,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (ch->ring)
+		SL_FENCE_SEQ_CST(); /* I1 (2) */
+	ready = ready_locked(ch, dir, w->task);
+	sl__spin_unlock(&ch->lock);
+	return ready;
+}
+
+/*
  * Put a waiter for every case; stop early, returning true, if a case turned
  * out ready after its waiter went in (I1).
  */
@@ -332,9 +359,6 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 	for (size_t k = 0; k < n; k++) {
 		size_t i = (start + k) % n;
 		struct sl_chan *ch = cases[i].ch;
-		bool recv = cases[i].dir == SL_SELECT_RECV;
-		_Atomic uint32_t *count;
-		bool ready;
 
 		if (!ch)
 			continue;
@@ -344,19 +368,7 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 			.token = (uint32_t)i + 1,
 			.elem = cases[i].elem,
 		};
-		count = recv ? &ch->nrecvw : &ch->nsendw;
-		sl__spin_lock(&ch->lock);
-		sl__waitq_push(recv ? &ch->recvq : &ch->sendq, &ws[i]);
-		/* Counts change only under the lock: no read-modify-write. */
-		atomic_store_explicit(count,
-				      atomic_load_explicit(
-					      count, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
-		if (ch->ring)
-			SL_FENCE_SEQ_CST(); /* I1 (2) */
-		ready = ready_locked(ch, cases[i].dir, w->task);
-		sl__spin_unlock(&ch->lock);
-		if (ready)
+		if (waiter_publish(ch, cases[i].dir, &ws[i]))
 			return true;
 	}
 	return false;
@@ -488,16 +500,7 @@ wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 		int r;
 
 		sl__park_prepare(self, recv ? "chan recv" : "chan send");
-		sl__spin_lock(&ch->lock);
-		sl__waitq_push(q, &w);
-		atomic_store_explicit(count,
-				      atomic_load_explicit(
-					      count, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
-		if (ch->ring)
-			SL_FENCE_SEQ_CST(); /* I1 (2) */
-		ready = ready_locked(ch, dir, self);
-		sl__spin_unlock(&ch->lock);
+		ready = waiter_publish(ch, dir, &w);
 
 		if (ready && atomic_compare_exchange_strong_explicit(
 				     &claim, &expected, SL__CLAIM_SELF,

@@ -135,57 +135,104 @@ state_name(uint32_t s)
 	}
 }
 
-static void
-dump_one(FILE *out, struct sl__task *t, uint64_t now)
-{
-	uint32_t state = atomic_load_explicit(&t->state, memory_order_relaxed);
-	const char *reason = atomic_load_explicit(&t->wait_reason,
-						  memory_order_relaxed);
-	const char *note = atomic_load_explicit(&t->note, memory_order_relaxed);
-	uint64_t since = atomic_load_explicit(&t->wait_since,
-					      memory_order_relaxed);
-
+/* One task's fields, copied under the table lock and printed after it. */
+struct dump_line {
+	uint64_t id;
+	uint64_t parent_id;
+	uint64_t since;
+	const char *reason;
+	const char *note;
+	uint32_t state;
 	char name[SL__TASK_NAME_MAX];
+};
 
-	if (state == SL__TASK_FREE || state == SL__TASK_DEAD)
-		return;
-	sl__task_name_copy(t, name);
-	fprintf(out, "task %llu \"%s\" %s",
-		(unsigned long long)atomic_load_explicit(&t->id,
-							 memory_order_relaxed),
-		name, state_name(state));
-	if (state == SL__TASK_WAITING) {
-		fprintf(out, " on=\"%s\"", reason ? reason : "?");
-		if (since && now > since)
+static bool
+dump_take(struct dump_line *d, struct sl__task *t)
+{
+	d->state = atomic_load_explicit(&t->state, memory_order_relaxed);
+	if (d->state == SL__TASK_FREE || d->state == SL__TASK_DEAD)
+		return false;
+	d->id = atomic_load_explicit(&t->id, memory_order_relaxed);
+	d->parent_id = atomic_load_explicit(&t->parent_id,
+					    memory_order_relaxed);
+	d->since = atomic_load_explicit(&t->wait_since, memory_order_relaxed);
+	d->reason = atomic_load_explicit(&t->wait_reason,
+					 memory_order_relaxed);
+	d->note = atomic_load_explicit(&t->note, memory_order_relaxed);
+	sl__task_name_copy(t, d->name);
+	return true;
+}
+
+static void
+dump_print(FILE *out, const struct dump_line *d, uint64_t now)
+{
+	fprintf(out, "task %llu \"%s\" %s", (unsigned long long)d->id,
+		d->name, state_name(d->state));
+	if (d->state == SL__TASK_WAITING) {
+		fprintf(out, " on=\"%s\"", d->reason ? d->reason : "?");
+		if (d->since && now > d->since)
 			fprintf(out, " for_ms=%llu",
-				(unsigned long long)((now - since) /
+				(unsigned long long)((now - d->since) /
 						     SL_NSEC_PER_MSEC));
 	}
-	if (note)
-		fprintf(out, " note=\"%s\"", note);
-	fprintf(out, " spawned_by=%llu\n",
-		(unsigned long long)atomic_load_explicit(&t->parent_id,
-							 memory_order_relaxed));
+	if (d->note)
+		fprintf(out, " note=\"%s\"", d->note);
+	fprintf(out, " spawned_by=%llu\n", (unsigned long long)d->parent_id);
+}
+
+/*
+ * Copy the live tasks' fields under the table lock into a buffer sized
+ * beforehand, so no I/O (which may block on a slow reader) and no
+ * allocation happens while stacks cannot be mapped or unmapped.
+ */
+static struct dump_line *
+dump_snapshot(uint32_t *count)
+{
+	for (;;) {
+		struct dump_line *v;
+		uint32_t room, n = 0;
+
+		sl__spin_lock(&sl__rt.table_lock);
+		room = sl__rt.table_len + 64;
+		sl__spin_unlock(&sl__rt.table_lock);
+		v = mi_malloc(room * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		sl__spin_lock(&sl__rt.table_lock);
+		if (sl__rt.table_len > room) {
+			sl__spin_unlock(&sl__rt.table_lock);
+			mi_free(v);
+			continue;
+		}
+		for (uint32_t i = 0; i < sl__rt.table_len; i++)
+			n += dump_take(&v[n], sl__rt.table[i]);
+		sl__spin_unlock(&sl__rt.table_lock);
+		*count = n;
+		return v;
+	}
 }
 
 void
 sl_runtime_dump_tasks(FILE *out)
 {
 	uint64_t now = sl_now_ns();
+	struct dump_line *v;
+	uint32_t n = 0;
 
 	if (!sl__runtime_up()) {
 		fprintf(out, "sluice task dump: no runtime is running\n");
 		return;
 	}
+	v = dump_snapshot(&n);
 	fprintf(out, "sluice task dump: %llu live tasks on %u processors\n",
 		(unsigned long long)sl_runtime_live_tasks(), sl__rt.nprocs);
-	/* fprintf under a spinlock: dumps are rare, and the lock only holds
-	 * up stack mapping and unmapping, never spawn or exit. */
-	sl__spin_lock(&sl__rt.table_lock);
-	for (uint32_t i = 0; i < sl__rt.table_len; i++)
-		dump_one(out, sl__rt.table[i], now);
-	sl__spin_unlock(&sl__rt.table_lock);
+	if (!v)
+		fprintf(out, "(no memory for the task list)\n");
+	for (uint32_t i = 0; v && i < n; i++)
+		dump_print(out, &v[i], now);
 	fflush(out);
+	mi_free(v);
 }
 
 static void

@@ -6,8 +6,10 @@
  * writes a task dump; and the runtime works with SQPOLL rings and with the
  * eventfd wake-up path that kernels without IORING_OP_MSG_RING use.
  *
- * Tests that kill or restrict a process fork a child for it, and read what
- * the child writes to stderr through a pipe.
+ * Tests that kill or restrict a process run a child for it: this program
+ * again (fork and exec, so no state of the parent, the sanitizers' included,
+ * is inherited), told which child to be on its command line.  The parent
+ * reads what the child writes to stderr through a pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +38,7 @@
 
 /* What a child wrote to stderr, and how it ended. */
 struct child {
-	char out[16384];
+	char out[65536];
 	size_t len;
 	int status;
 };
@@ -47,7 +49,7 @@ struct child {
  * (and kills the child) after @limit_ms without that.
  */
 static void
-child_run(struct child *c, void (*fn)(void), const char *until, int limit_ms)
+child_run(struct child *c, const char *role, const char *until, int limit_ms)
 {
 	int fds[2];
 	pid_t pid;
@@ -60,8 +62,10 @@ child_run(struct child *c, void (*fn)(void), const char *until, int limit_ms)
 	if (pid == 0) {
 		dup2(fds[1], STDERR_FILENO);
 		close(fds[0]);
-		fn();
-		_exit(0);
+		close(fds[1]);
+		execl("/proc/self/exe", "test_runtime", "--child", role,
+		      (char *)NULL);
+		_exit(127);
 	}
 	close(fds[1]);
 
@@ -138,7 +142,7 @@ test_runtime_stack_overflow_names_the_task(void **state)
 #if defined(SL_SANITIZE_ADDRESS) || defined(SL_SANITIZE_THREAD)
 	skip(); /* the sanitizers own SIGSEGV and report overflows themselves */
 #endif
-	child_run(&c, overflow_child, NULL, 60000);
+	child_run(&c, "overflow", NULL, 60000);
 	if (!WIFSIGNALED(c.status))
 		fail_msg("the child did not die of a signal (status %d): %s",
 			 c.status, c.out);
@@ -151,6 +155,8 @@ test_runtime_stack_overflow_names_the_task(void **state)
 /* ---- io_uring refused ---- */
 
 static int refuse_errno;
+
+static void refused_child(void);
 
 static void
 refused_main(void *arg)
@@ -195,8 +201,7 @@ test_runtime_io_uring_blocked_by_seccomp(void **state)
 	struct child c;
 
 	(void)state;
-	refuse_errno = EPERM;
-	child_run(&c, refused_child, NULL, 30000);
+	child_run(&c, "refuse-eperm", NULL, 30000);
 	assert_true(WIFEXITED(c.status));
 	if (WEXITSTATUS(c.status) != 0 || strstr(c.out, "main ran"))
 		fail_msg("start-up did not fail with -EPERM: %s", c.out);
@@ -211,8 +216,7 @@ test_runtime_io_uring_missing(void **state)
 	struct child c;
 
 	(void)state;
-	refuse_errno = ENOSYS;
-	child_run(&c, refused_child, NULL, 30000);
+	child_run(&c, "refuse-enosys", NULL, 30000);
 	assert_true(WIFEXITED(c.status));
 	if (WEXITSTATUS(c.status) != 0 || !strstr(c.out, "ENOSYS"))
 		fail_msg("start-up did not explain ENOSYS: %s", c.out);
@@ -226,6 +230,24 @@ quit_parked(void *arg)
 	sl_chan_recv(arg, NULL); /* never sent to */
 }
 
+/* Whether our own dump already shows the task parked. */
+static bool
+quit_task_parked(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	bool parked;
+
+	if (!f)
+		return false;
+	sl_runtime_dump_tasks(f);
+	fclose(f);
+	parked = strstr(text, "\"parked-for-dump\" waiting") != NULL;
+	free(text);
+	return parked;
+}
+
 static void
 quit_main(void *arg)
 {
@@ -234,12 +256,12 @@ quit_main(void *arg)
 
 	(void)arg;
 	sl_task_spawn(quit_parked, never, &opts, NULL);
-	/* The parked task may not have parked by the first dump; ask again
-	 * until the parent, which reads the dumps, has seen it and kills us. */
-	for (;;) {
-		raise(SIGQUIT);
-		sl_task_sleep(20 * SL_NSEC_PER_MSEC);
-	}
+	while (!quit_task_parked())
+		sl_task_yield();
+	/* As an operator's kill -QUIT would: to the process. */
+	kill(getpid(), SIGQUIT);
+	/* Park too; the parent kills us once it has read the dump. */
+	sl_chan_recv(never, NULL);
 }
 
 static void
@@ -254,10 +276,11 @@ test_runtime_sigquit_dumps_tasks(void **state)
 	struct child c;
 
 	(void)state;
-	child_run(&c, quit_child, "\"parked-for-dump\" waiting", 30000);
+	child_run(&c, "quit", "\"parked-for-dump\" waiting", 30000);
 	if (!strstr(c.out, "sluice task dump") ||
 	    !strstr(c.out, "\"parked-for-dump\" waiting on=\"chan recv\""))
-		fail_msg("no dump with the parked task: %s", c.out);
+		fail_msg("no dump with the parked task (status %d): %s",
+			 c.status, c.out);
 	/* The process was still alive when the dump came: we killed it. */
 	assert_true(WIFSIGNALED(c.status));
 	assert_int_equal(WTERMSIG(c.status), SIGKILL);
@@ -342,6 +365,27 @@ test_runtime_eventfd_wakeups(void **state)
 	assert_true(p.slept > 0);
 }
 
+/* The child roles, chosen by child_run() on the command line. */
+static int
+child_main(const char *role)
+{
+	if (strcmp(role, "overflow") == 0) {
+		overflow_child();
+	} else if (strcmp(role, "refuse-eperm") == 0) {
+		refuse_errno = EPERM;
+		refused_child();
+	} else if (strcmp(role, "refuse-enosys") == 0) {
+		refuse_errno = ENOSYS;
+		refused_child();
+	} else if (strcmp(role, "quit") == 0) {
+		quit_child();
+	} else {
+		fprintf(stderr, "unknown child role %s\n", role);
+		return 2;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -354,6 +398,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_runtime_eventfd_wakeups),
 	};
 
+	if (argc > 2 && strcmp(argv[1], "--child") == 0)
+		return child_main(argv[2]);
 	harness_init();
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
