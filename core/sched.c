@@ -990,10 +990,10 @@ sl__task_start(struct sl__task *t)
 
 	m = sl__machine_current();
 	p = m->p;
-	if (!sl__stack_check_canary(t)) {
+	if (!sl__stack_bottom_intact(t)) {
 		fprintf(stderr,
 			"sluice: stack overflow in task %llu '%s' "
-			"(canary overwritten)\n",
+			"(the bottom of its stack was overwritten)\n",
 			(unsigned long long)t->id, t->name);
 		abort();
 	}
@@ -2108,14 +2108,49 @@ runtime_join_machines(struct sl__machine *m0)
 	}
 }
 
+/* Everything but the machines: the monitor's lock, stacks, processors. */
+static int
+runtime_init(const int *cpus, unsigned ncpus)
+{
+	pthread_condattr_t ca;
+	int err = 0;
+
+	runtime_numa_init();
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&sl__rt.mon_mu, NULL);
+	pthread_cond_init(&sl__rt.mon_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	sl__stack_global_init();
+	sl__debug_init();
+	sl__rt.pool = mi_malloc(SL__POOL_MAX * sizeof(*sl__rt.pool));
+	if (!sl__rt.pool)
+		return runtime_fail(-ENOMEM, "no memory for the task pool");
+
+	for (unsigned i = 0; i < sl__rt.nprocs && !err; i++)
+		sl__rt.procs[i] = proc_create(i, cpus[i % ncpus], &err);
+	return err;
+}
+
+/* Free it all once every machine has stopped (or none started). */
+static int
+runtime_finish(int err)
+{
+	atomic_store_explicit(&rt_up, 0, memory_order_release);
+	runtime_free_all();
+	atomic_store(&sl__rt.running, 0);
+	atomic_store(&rt_active, 0);
+	return err;
+}
+
 int
 sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	       void *arg)
 {
 	static int cpus[SL_MAX_PROCS];
+	struct sl_task_opts main_opts = {.name = "main", .proc = 0};
 	struct main_args ma = {main_fn, arg};
 	struct sl__machine *m0 = NULL;
-	pthread_condattr_t ca;
 	cpu_set_t saved;
 	unsigned ncpus = 1;
 	uint32_t expected = 0;
@@ -2129,47 +2164,30 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	rt_error[0] = '\0';
 	atomic_store(&sl__rt.id_block, 1);
 	atomic_store(&sl__rt.coarse_now, sl_now_ns());
-
 	err = runtime_config(opts, cpus, &ncpus);
 	if (err) {
 		atomic_store(&rt_active, 0);
 		return err;
 	}
-	runtime_numa_init();
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&sl__rt.mon_mu, NULL);
-	pthread_cond_init(&sl__rt.mon_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	sl__stack_global_init();
-	sl__debug_init();
-	sl__rt.pool = mi_malloc(SL__POOL_MAX * sizeof(*sl__rt.pool));
-	if (!sl__rt.pool) {
-		err = runtime_fail(-ENOMEM, "no memory for the task pool");
-		goto fail;
-	}
 
-	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
-		sl__rt.procs[i] = proc_create(i, cpus[i % ncpus], &err);
-		if (err)
-			goto fail;
-	}
+	err = runtime_init(cpus, ncpus);
+	if (err)
+		return runtime_finish(err);
 	atomic_store(&sl__rt.running, 1);
 	atomic_store_explicit(&rt_up, 1, memory_order_release);
-	err = sl_task_spawn(main_task, &ma,
-			    &(struct sl_task_opts){.name = "main", .proc = 0},
-			    NULL);
+	err = sl_task_spawn(main_task, &ma, &main_opts, NULL);
 	if (err)
-		goto fail;
+		return runtime_finish(err);
 	err = runtime_start_machines(&m0);
 	if (err) {
 		runtime_stop_all();
 		runtime_join_machines(NULL);
-		goto fail;
+		return runtime_finish(err);
 	}
 	if (pthread_create(&sl__rt.sysmon, NULL, monitor_main, NULL) != 0)
 		sl__rt.sysmon = 0;
 
+	/* The calling thread is machine 0 until the main task returns. */
 	sched_getaffinity(0, sizeof(saved), &saved);
 	machine_main(m0);
 	sched_setaffinity(0, sizeof(saved), &saved);
@@ -2178,18 +2196,7 @@ sl_runtime_run(const struct sl_runtime_opts *opts, sl_task_fn main_fn,
 	runtime_join_machines(m0);
 	if (sl__rt.sysmon)
 		pthread_join(sl__rt.sysmon, NULL);
-	atomic_store_explicit(&rt_up, 0, memory_order_release);
-	runtime_free_all();
-	atomic_store(&sl__rt.running, 0);
-	atomic_store(&rt_active, 0);
-	return 0;
-
-fail:
-	atomic_store_explicit(&rt_up, 0, memory_order_release);
-	runtime_free_all();
-	atomic_store(&sl__rt.running, 0);
-	atomic_store(&rt_active, 0);
-	return err;
+	return runtime_finish(0);
 }
 
 /* ---- introspection ---- */

@@ -517,7 +517,7 @@ int sl__stack_setup_machine(struct sl__machine *m);
 void sl__stack_teardown_machine(struct sl__machine *m);
 void sl__stack_global_init(void);
 void sl__stack_global_fini(void);
-bool sl__stack_check_canary(const struct sl__task *t);
+bool sl__stack_bottom_intact(const struct sl__task *t);
 
 /*
  * The table of every task struct that exists, live or cached (debug.c).

@@ -57,7 +57,7 @@ read_max_map_count(void)
 }
 
 static uint64_t *
-stack_canary(const struct sl__task *t)
+stack_bottom(const struct sl__task *t)
 {
 	return (uint64_t *)(void *)((char *)t->map_base +
 				    (t->guarded ? SL__PAGE : 0));
@@ -71,9 +71,9 @@ stack_canary(const struct sl__task *t)
  * and costs no memory.  Guarded stacks need no check.
  */
 bool
-sl__stack_check_canary(const struct sl__task *t)
+sl__stack_bottom_intact(const struct sl__task *t)
 {
-	const uint64_t *low = stack_canary(t);
+	const uint64_t *low = stack_bottom(t);
 	uint64_t any = 0;
 
 	if (t->guarded)
