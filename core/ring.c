@@ -144,17 +144,25 @@ ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
 			break;
 	}
 
-	for (unsigned i = 0; i < got; i++) {
-		unsigned char *slot = sl__ring_slot(r, pos + i);
+	for (unsigned i = 0; i < got;) {
+		/* Walk slot pointers up to the end of the array, then wrap. */
+		uint64_t at = (pos + i) & r->mask;
+		unsigned char *slot = r->slots + at * r->stride;
+		unsigned run = got - i;
 
-		if (r->elem_size == 8)
-			memcpy(slot + 8, src + (size_t)i * 8, 8);
-		else
-			sl__ring_copy(slot + 8, src + (size_t)i * r->elem_size,
-				      r->elem_size);
-		/* R1, per slot. */
-		atomic_store_explicit(sl__ring_seq(slot), pos + i + 1,
-				      memory_order_release);
+		if (at + run > r->mask + 1)
+			run = (unsigned)(r->mask + 1 - at);
+		for (unsigned k = 0; k < run; k++, i++, slot += r->stride) {
+			if (r->elem_size == 8)
+				memcpy(slot + 8, src + (size_t)i * 8, 8);
+			else
+				sl__ring_copy(slot + 8,
+					      src + (size_t)i * r->elem_size,
+					      r->elem_size);
+			/* R1, per slot. */
+			atomic_store_explicit(sl__ring_seq(slot), pos + i + 1,
+					      memory_order_release);
+		}
 	}
 	return got;
 }
@@ -182,17 +190,24 @@ ring_dequeue_n(struct sl_ring *r, void *out, unsigned n, bool all)
 			break;
 	}
 
-	for (unsigned i = 0; i < got; i++) {
-		unsigned char *slot = sl__ring_slot(r, pos + i);
+	for (unsigned i = 0; i < got;) {
+		uint64_t at = (pos + i) & r->mask;
+		unsigned char *slot = r->slots + at * r->stride;
+		unsigned run = got - i;
 
-		if (dst && r->elem_size == 8)
-			memcpy(dst + (size_t)i * 8, slot + 8, 8);
-		else if (dst)
-			sl__ring_copy(dst + (size_t)i * r->elem_size, slot + 8,
-				      r->elem_size);
-		/* R2, per slot. */
-		atomic_store_explicit(sl__ring_seq(slot), pos + i + r->mask + 1,
-				      memory_order_release);
+		if (at + run > r->mask + 1)
+			run = (unsigned)(r->mask + 1 - at);
+		for (unsigned k = 0; k < run; k++, i++, slot += r->stride) {
+			if (dst && r->elem_size == 8)
+				memcpy(dst + (size_t)i * 8, slot + 8, 8);
+			else if (dst)
+				sl__ring_copy(dst + (size_t)i * r->elem_size,
+					      slot + 8, r->elem_size);
+			/* R2, per slot. */
+			atomic_store_explicit(sl__ring_seq(slot),
+					      pos + i + r->mask + 1,
+					      memory_order_release);
+		}
 	}
 	return got;
 }
