@@ -49,7 +49,8 @@ struct child {
  * (and kills the child) after @limit_ms without that.
  */
 static void
-child_run(struct child *c, const char *role, const char *until, int limit_ms)
+child_run_poked(struct child *c, const char *role, const char *until,
+		int limit_ms, int poke)
 {
 	int fds[2];
 	pid_t pid;
@@ -76,6 +77,11 @@ child_run(struct child *c, const char *role, const char *until, int limit_ms)
 
 		if (r == 0) {
 			waited += 100;
+			/* Like an operator's kill -QUIT, now and then, once
+			 * the child says its handlers are in place. */
+			if (poke && waited % 300 == 0 &&
+			    strstr(c->out, "child-ready"))
+				kill(pid, poke);
 			continue;
 		}
 		n = read(fds[0], c->out + c->len, sizeof(c->out) - 1 - c->len);
@@ -89,6 +95,12 @@ child_run(struct child *c, const char *role, const char *until, int limit_ms)
 	kill(pid, SIGKILL);
 	close(fds[0]);
 	assert_int_equal(waitpid(pid, &c->status, 0), pid);
+}
+
+static void
+child_run(struct child *c, const char *role, const char *until, int limit_ms)
+{
+	child_run_poked(c, role, until, limit_ms, 0);
 }
 
 /* ---- stack overflow ---- */
@@ -230,24 +242,6 @@ quit_parked(void *arg)
 	sl_chan_recv(arg, NULL); /* never sent to */
 }
 
-/* Whether our own dump already shows the task parked. */
-static bool
-quit_task_parked(void)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	bool parked;
-
-	if (!f)
-		return false;
-	sl_runtime_dump_tasks(f);
-	fclose(f);
-	parked = strstr(text, "\"parked-for-dump\" waiting") != NULL;
-	free(text);
-	return parked;
-}
-
 static void
 quit_main(void *arg)
 {
@@ -256,11 +250,9 @@ quit_main(void *arg)
 
 	(void)arg;
 	sl_task_spawn(quit_parked, never, &opts, NULL);
-	while (!quit_task_parked())
-		sl_task_yield();
-	/* As an operator's kill -QUIT would: to the process. */
-	kill(getpid(), SIGQUIT);
-	/* Park too; the parent kills us once it has read the dump. */
+	fprintf(stderr, "child-ready\n");
+	/* Park too; the parent sends SIGQUIT and kills us once it has read
+	 * a dump that shows the other task parked. */
 	sl_chan_recv(never, NULL);
 }
 
@@ -285,7 +277,8 @@ test_runtime_sigquit_dumps_tasks(void **state)
 	 */
 	skip();
 #endif
-	child_run(&c, "quit", "\"parked-for-dump\" waiting", 30000);
+	child_run_poked(&c, "quit", "\"parked-for-dump\" waiting", 30000,
+			SIGQUIT);
 	if (!strstr(c.out, "sluice task dump") ||
 	    !strstr(c.out, "\"parked-for-dump\" waiting on=\"chan recv\""))
 		fail_msg("no dump with the parked task (status %d): %s",
