@@ -323,12 +323,12 @@ unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
 
 /*
  * Add @w to @ch's queue for @dir and look again, under the lock, whether
- * the case has become ready (I1).  Returns true if it has; @w stays queued
- * either way.
+ * the case has become ready (I1).  Returns true if it has; then @w is
+ * taken off the queue again if @withdraw is set, or else left queued.
  */
 static bool
 waiter_publish(struct sl_chan *ch, enum sl_select_dir dir,
-	       struct sl__waiter *w)
+	       struct sl__waiter *w, bool withdraw)
 {
 	bool recv = dir == SL_SELECT_RECV;
 	_Atomic uint32_t *count = recv ? &ch->nrecvw : &ch->nsendw;
@@ -344,6 +344,13 @@ waiter_publish(struct sl_chan *ch, enum sl_select_dir dir,
 	if (ch->ring)
 		SL_FENCE_SEQ_CST(); /* I1 (2) */
 	ready = ready_locked(ch, dir, w->task);
+	if (ready && withdraw) {
+		sl__waitq_remove(recv ? &ch->recvq : &ch->sendq, w);
+		atomic_store_explicit(count,
+				      atomic_load_explicit(
+					      count, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
+	}
 	sl__spin_unlock(&ch->lock);
 	return ready;
 }
@@ -368,7 +375,7 @@ register_all(struct sl_select_case *cases, struct sl__waiter *ws, size_t n,
 			.token = (uint32_t)i + 1,
 			.elem = cases[i].elem,
 		};
-		if (waiter_publish(ch, cases[i].dir, &ws[i]))
+		if (waiter_publish(ch, cases[i].dir, &ws[i], false))
 			return true;
 	}
 	return false;
@@ -484,8 +491,6 @@ wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 	struct sl__machine *m = sl__machine_current();
 	struct sl__task *self = m->curg;
 	bool recv = dir == SL_SELECT_RECV;
-	struct sl__waitq *q = recv ? &ch->recvq : &ch->sendq;
-	_Atomic uint32_t *count = recv ? &ch->nrecvw : &ch->nsendw;
 
 	for (;;) {
 		_Atomic uint32_t claim = 0;
@@ -494,30 +499,17 @@ wait_one(struct sl_chan *ch, enum sl_select_dir dir, void *elem)
 			.claim = &claim,
 			.token = 1,
 			.elem = elem,
+			/* Only this queue can wake us, under its lock. */
+			.exclusive = true,
 		};
-		uint32_t expected = 0;
-		bool ready;
 		int r;
 
 		sl__park_prepare(self, recv ? "chan recv" : "chan send");
-		ready = waiter_publish(ch, dir, &w);
-
-		if (ready && atomic_compare_exchange_strong_explicit(
-				     &claim, &expected, SL__CLAIM_SELF,
-				     memory_order_acq_rel,
-				     memory_order_acquire)) {
-			/* Ready after all, and nobody claimed us: undo. */
+		if (waiter_publish(ch, dir, &w, true)) {
+			/* Ready after all; the waiter was withdrawn under the
+			 * lock, before any waker could see it. */
 			sl__park_cancel(self);
-			sl__spin_lock(&ch->lock);
-			if (w.queued) {
-				sl__waitq_remove(q, &w);
-				atomic_fetch_sub_explicit(count, 1,
-							  memory_order_relaxed);
-			}
-			sl__spin_unlock(&ch->lock);
 		} else {
-			/* Claimed (the waker removed our waiter) or about to
-			 * be: either way a wake comes. */
 			sl__park_on(m, self);
 			m = sl__machine_current(); /* we may have moved */
 			if (w.done)

@@ -91,6 +91,13 @@ struct sl__waiter {
 	/* Set by the waker before the wake: the outcome for this case. */
 	int result;
 	bool done;
+	/*
+	 * The claim word is this waiter's alone and every waker reaches it
+	 * through one queue under that queue's lock, so claiming it needs no
+	 * CAS.  Never set for waits that also have a context, a timeout or
+	 * several cases.
+	 */
+	bool exclusive;
 };
 
 struct sl__waitq {
@@ -114,6 +121,10 @@ sl__waiter_claim(struct sl__waiter *w)
 {
 	uint32_t expected = 0;
 
+	if (w->exclusive) {
+		atomic_store_explicit(w->claim, w->token, memory_order_relaxed);
+		return true;
+	}
 	return atomic_compare_exchange_strong_explicit(
 		w->claim, &expected, w->token, memory_order_acq_rel,
 		memory_order_acquire);
