@@ -20,6 +20,9 @@
  */
 #include <errno.h>
 #include <mimalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/chan.h"
 #include "core/context.h"
@@ -38,9 +41,6 @@ struct sl_context {
 	struct sl_context *sib_next;
 	struct sl_context *sib_prev;
 	bool in_parent;
-
-	/* Links a context into a canceller's work list. */
-	struct sl_context *work_next;
 
 	struct sl__timer timer;
 	bool timer_on;
@@ -115,37 +115,69 @@ context_unref(struct sl_context *ctx)
 }
 
 /*
+ * A canceller's private list of contexts still to end, each holding a
+ * reference.  Private, because two cancellers may walk overlapping subtrees
+ * at once (a deadline firing while the owner releases): a link field inside
+ * the contexts would be shared between them.
+ */
+struct cancel_work {
+	struct sl_context **v;
+	size_t n;
+	size_t cap;
+	struct sl_context *small[16];
+};
+
+static void
+work_push(struct cancel_work *w, struct sl_context *ctx)
+{
+	if (w->n == w->cap) {
+		size_t cap = w->cap * 2;
+		struct sl_context **v = mi_malloc(cap * sizeof(*v));
+
+		if (!v) {
+			fprintf(stderr, "sluice: out of memory while "
+					"cancelling a context tree\n");
+			abort();
+		}
+		memcpy(v, w->v, w->n * sizeof(*v));
+		if (w->v != w->small)
+			mi_free(w->v);
+		w->v = v;
+		w->cap = cap;
+	}
+	context_ref(ctx);
+	w->v[w->n++] = ctx;
+}
+
+/*
  * End @root and its subtree with @err.  @from_timer is set when called by
  * @root's own deadline timer, which must not wait for itself to finish.
  */
 static void
 context_cancel(struct sl_context *root, int err, bool from_timer)
 {
-	struct sl_context *work = NULL, *ctx;
+	struct cancel_work w = {.cap = SL_ARRAY_SIZE(w.small)};
 
-	context_ref(root);
-	root->work_next = NULL;
-	work = root;
-
-	while ((ctx = work)) {
+	w.v = w.small;
+	work_push(&w, root);
+	while (w.n) {
+		struct sl_context *ctx = w.v[--w.n];
 		struct sl_context *c;
 		int expected = 0;
 
-		work = ctx->work_next;
 		sl__spin_lock(&ctx->lock);
 		if (!atomic_compare_exchange_strong_explicit(
 			    &ctx->err, &expected, err, memory_order_acq_rel,
 			    memory_order_acquire)) {
+			/* Ended already, by another canceller. */
 			sl__spin_unlock(&ctx->lock);
 			context_unref(ctx);
 			continue;
 		}
 		/* Detach the children, holding a reference on each. */
 		for (c = ctx->children; c; c = c->sib_next) {
-			context_ref(c);
 			c->in_parent = false;
-			c->work_next = work;
-			work = c;
+			work_push(&w, c);
 		}
 		ctx->children = NULL;
 		sl__spin_unlock(&ctx->lock);
@@ -155,6 +187,8 @@ context_cancel(struct sl_context *root, int err, bool from_timer)
 			sl__timer_stop(&ctx->timer);
 		context_unref(ctx);
 	}
+	if (w.v != w.small)
+		mi_free(w.v);
 }
 
 static void
