@@ -1619,11 +1619,28 @@ post_lost_p(struct sl__machine *m, struct sl__task *t)
 	wakep(NULL);
 }
 
+/*
+ * Completions waiting in @p's ring, as another thread may read it: both
+ * indexes with atomic loads (liburing's io_uring_cq_ready() reads the head
+ * plainly, which is right only for the ring's owner).
+ */
+static bool
+proc_cq_pending(struct sl__proc *p)
+{
+	unsigned tail = atomic_load_explicit(
+		(_Atomic unsigned *)(void *)p->ring.cq.ktail,
+		memory_order_acquire);
+	unsigned head = atomic_load_explicit(
+		(_Atomic unsigned *)(void *)p->ring.cq.khead,
+		memory_order_relaxed);
+
+	return tail != head;
+}
+
 static bool
 proc_has_work(struct sl__proc *p, uint64_t now)
 {
-	return runq_len(p) || sl_ring_count(p->inbox) ||
-	       io_uring_cq_ready(&p->ring) ||
+	return runq_len(p) || sl_ring_count(p->inbox) || proc_cq_pending(p) ||
 	       atomic_load_explicit(&p->timers.next, memory_order_relaxed) <=
 		       now;
 }
