@@ -287,8 +287,10 @@ test_runtime_sigquit_dumps_tasks(void **state)
 struct pings {
 	struct sl_chan *ping;
 	struct sl_chan *pong;
+	struct sl_waitgroup done;
 	uint64_t echoed;
-	int slept;
+	uint64_t wakeups;
+	uint64_t wakeups_sent;
 };
 
 static void
@@ -297,24 +299,16 @@ echo_task(void *arg)
 	struct pings *p = arg;
 	uint64_t v;
 
-	while (sl_chan_recv(p->ping, &v) == 0) {
-		if (v % 1000 == 0)
-			sl_task_sleep(50 * SL_NSEC_PER_USEC);
+	while (sl_chan_recv(p->ping, &v) == 0)
 		CHECK_ERR_EQ(sl_chan_send(p->pong, &v), 0);
-	}
+	sl_waitgroup_done(&p->done);
 }
 
-/* Ping-pong across two processors with sleeps, so both go idle and are
- * woken again many times. */
 static void
-pings_main(void *arg)
+pinger_task(void *arg)
 {
 	struct pings *p = arg;
-	struct sl_task *t;
 
-	p->ping = sl_chan_create(8, 0);
-	p->pong = sl_chan_create(8, 0);
-	t = harness_spawn(echo_task, p, 1);
 	for (uint64_t i = 0; i < PINGS; i++) {
 		uint64_t back = 0;
 
@@ -324,25 +318,63 @@ pings_main(void *arg)
 		p->echoed++;
 	}
 	sl_chan_close(p->ping);
-	harness_join(t);
-	p->slept = (int)HARNESS_STATS_SUM(wakeups);
+	sl_waitgroup_done(&p->done);
+}
+
+/*
+ * Ping-pong between two tasks pinned to different processors: every
+ * message wakes the other processor through its inbox, and with no idle
+ * spinning each one sleeps in its ring between messages, so the wake-up
+ * path (MSG_RING or eventfd) is taken many times.
+ */
+static void
+pings_main(void *arg)
+{
+	struct pings *p = arg;
+	struct sl_task_opts on0 = {.name = "pinger", .proc = 0, .pinned = true};
+	struct sl_task_opts on1 = {.name = "echo", .proc = 1, .pinned = true};
+
+	p->ping = sl_chan_create(8, 0);
+	p->pong = sl_chan_create(8, 0);
+	sl_waitgroup_init(&p->done);
+	sl_waitgroup_add(&p->done, 2);
+	CHECK_ERR_EQ(sl_task_spawn(echo_task, p, &on1, NULL), 0);
+	CHECK_ERR_EQ(sl_task_spawn(pinger_task, p, &on0, NULL), 0);
+	sl_waitgroup_wait(&p->done);
+	p->wakeups = HARNESS_STATS_SUM(wakeups);
+	p->wakeups_sent = HARNESS_STATS_SUM(wakeups_sent);
 	sl_chan_destroy(p->ping);
 	sl_chan_destroy(p->pong);
 }
 
 static void
-test_runtime_sqpoll_rings(void **state)
+pings_run(struct pings *p, bool sqpoll)
 {
 	struct sl_runtime_opts opts;
+
+	sl_runtime_opts_init(&opts);
+	opts.nprocs = 2;
+	opts.idle_spin_ns = 0;
+	opts.sqpoll = sqpoll;
+	opts.sqpoll_idle_ms = 10;
+	harness_run_opts(&opts, pings_main, p);
+	if (getenv("SLUICE_TEST_VERBOSE"))
+		printf("wakeups %llu, sent %llu\n",
+		       (unsigned long long)p->wakeups,
+		       (unsigned long long)p->wakeups_sent);
+	assert_int_equal(p->echoed, PINGS);
+	/* The processors slept and woke each other, many times. */
+	assert_at_least(p->wakeups_sent, PINGS / 10);
+	assert_at_least(p->wakeups, PINGS / 10);
+}
+
+static void
+test_runtime_sqpoll_rings(void **state)
+{
 	struct pings p = {0};
 
 	(void)state;
-	sl_runtime_opts_init(&opts);
-	opts.nprocs = 2;
-	opts.sqpoll = true;
-	opts.sqpoll_idle_ms = 10;
-	harness_run_opts(&opts, pings_main, &p);
-	assert_int_equal(p.echoed, PINGS);
+	pings_run(&p, true);
 }
 
 static void
@@ -352,11 +384,17 @@ test_runtime_eventfd_wakeups(void **state)
 
 	(void)state;
 	setenv("SLUICE_NO_MSG_RING", "1", 1);
-	harness_run(2, pings_main, &p);
+	pings_run(&p, false);
 	unsetenv("SLUICE_NO_MSG_RING");
-	assert_int_equal(p.echoed, PINGS);
-	/* The processors did sleep and were woken through their eventfds. */
-	assert_true(p.slept > 0);
+}
+
+static void
+test_runtime_msg_ring_wakeups(void **state)
+{
+	struct pings p = {0};
+
+	(void)state;
+	pings_run(&p, false);
 }
 
 /* The child roles, chosen by child_run() on the command line. */
@@ -390,6 +428,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_runtime_sigquit_dumps_tasks),
 		cmocka_unit_test(test_runtime_sqpoll_rings),
 		cmocka_unit_test(test_runtime_eventfd_wakeups),
+		cmocka_unit_test(test_runtime_msg_ring_wakeups),
 	};
 
 	if (argc > 2 && strcmp(argv[1], "--child") == 0)
