@@ -118,31 +118,51 @@ ring_scan(const struct sl_ring *r, uint64_t pos, unsigned n, uint64_t lag)
 	return i;
 }
 
+/*
+ * Claim up to @n consecutive ready slots at *@end (the tail for producers,
+ * @lag 0; the head for consumers, @lag 1) with one CAS; @all asks for all
+ * @n or none.  Returns the count and the first claimed position in *@start.
+ * Only the tail ever carries the sealed bit.
+ */
 static unsigned
-ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
+ring_claim(struct sl_ring *r, _Atomic uint64_t *end, unsigned n, bool all,
+	   uint64_t lag, uint64_t *start)
 {
-	const unsigned char *src = elems;
-	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint64_t pos = atomic_load_explicit(end, memory_order_relaxed);
 	unsigned got;
 
 	for (;;) {
 		if (pos & SL_RING_SEALED)
 			return 0;
-		got = ring_scan(r, pos, n, 0);
+		got = ring_scan(r, pos, n, lag);
 		if (got == 0 || (all && got < n)) {
-			/* Either full, or our view of tail is stale. */
+			/* Either full (empty), or our view of pos is stale. */
 			uint64_t now = atomic_load_explicit(
-				&r->tail, memory_order_relaxed);
+				end, memory_order_relaxed);
 			if (now == pos)
 				return 0;
 			pos = now;
 			continue;
 		}
 		if (atomic_compare_exchange_weak_explicit(
-			    &r->tail, &pos, pos + got, memory_order_relaxed,
+			    end, &pos, pos + got, memory_order_relaxed,
 			    memory_order_relaxed))
 			break;
 	}
+	*start = pos;
+	return got;
+}
+
+/*
+ * Copy @got elements between @buf and the claimed slots from @pos, into
+ * the ring (@in) or out of it (@buf may then be NULL), and hand each slot
+ * on: R1 publishes it to consumers, R2 frees it for the next lap.
+ */
+static void
+ring_move(struct sl_ring *r, uint64_t pos, unsigned got, unsigned char *buf,
+	  bool in)
+{
+	uint64_t next = in ? 1 : r->mask + 1;
 
 	for (unsigned i = 0; i < got;) {
 		/* Walk slot pointers up to the end of the array, then wrap. */
@@ -153,62 +173,36 @@ ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
 		if (at + run > r->mask + 1)
 			run = (unsigned)(r->mask + 1 - at);
 		for (unsigned k = 0; k < run; k++, i++, slot += r->stride) {
-			if (r->elem_size == 8)
-				memcpy(slot + 8, src + (size_t)i * 8, 8);
-			else
-				sl__ring_copy(slot + 8,
-					      src + (size_t)i * r->elem_size,
-					      r->elem_size);
-			/* R1, per slot. */
-			atomic_store_explicit(sl__ring_seq(slot), pos + i + 1,
+			unsigned char *elem = buf + (size_t)i * r->elem_size;
+
+			if (in)
+				sl__ring_copy(slot + 8, elem, r->elem_size);
+			else if (buf)
+				sl__ring_copy(elem, slot + 8, r->elem_size);
+			/* R1 (in) or R2 (out), per slot. */
+			atomic_store_explicit(sl__ring_seq(slot), pos + i + next,
 					      memory_order_release);
 		}
 	}
+}
+
+static unsigned
+ring_enqueue_n(struct sl_ring *r, const void *elems, unsigned n, bool all)
+{
+	uint64_t pos = 0;
+	unsigned got = ring_claim(r, &r->tail, n, all, 0, &pos);
+
+	ring_move(r, pos, got, (unsigned char *)(uintptr_t)elems, true);
 	return got;
 }
 
 static unsigned
 ring_dequeue_n(struct sl_ring *r, void *out, unsigned n, bool all)
 {
-	unsigned char *dst = out;
-	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-	unsigned got;
+	uint64_t pos = 0;
+	unsigned got = ring_claim(r, &r->head, n, all, 1, &pos);
 
-	for (;;) {
-		got = ring_scan(r, pos, n, 1);
-		if (got == 0 || (all && got < n)) {
-			uint64_t now = atomic_load_explicit(
-				&r->head, memory_order_relaxed);
-			if (now == pos)
-				return 0;
-			pos = now;
-			continue;
-		}
-		if (atomic_compare_exchange_weak_explicit(
-			    &r->head, &pos, pos + got, memory_order_relaxed,
-			    memory_order_relaxed))
-			break;
-	}
-
-	for (unsigned i = 0; i < got;) {
-		uint64_t at = (pos + i) & r->mask;
-		unsigned char *slot = r->slots + at * r->stride;
-		unsigned run = got - i;
-
-		if (at + run > r->mask + 1)
-			run = (unsigned)(r->mask + 1 - at);
-		for (unsigned k = 0; k < run; k++, i++, slot += r->stride) {
-			if (dst && r->elem_size == 8)
-				memcpy(dst + (size_t)i * 8, slot + 8, 8);
-			else if (dst)
-				sl__ring_copy(dst + (size_t)i * r->elem_size,
-					      slot + 8, r->elem_size);
-			/* R2, per slot. */
-			atomic_store_explicit(sl__ring_seq(slot),
-					      pos + i + r->mask + 1,
-					      memory_order_release);
-		}
-	}
+	ring_move(r, pos, got, out, false);
 	return got;
 }
 
