@@ -116,6 +116,7 @@
 #endif
 
 struct sl__sched sl__rt;
+void (*sl__io_proc_fini)(struct sl__proc *p);
 
 static __thread struct sl__machine *tls_machine
 	__attribute__((tls_model("initial-exec")));
@@ -719,6 +720,36 @@ run_prepare(struct sl__machine *m, struct sl__proc *p, struct sl__task *t)
 }
 
 static void
+mail_drain(struct sl__proc *p)
+{
+	struct sl__completion *batch[32];
+	unsigned n;
+
+	p->in_batch = true;
+	while ((n = sl_ring_dequeue_burst(p->mail, batch, 32)) > 0)
+		for (unsigned i = 0; i < n; i++)
+			batch[i]->fn(batch[i], 0, 0);
+	p->in_batch = false;
+}
+
+void
+sl__proc_post(struct sl__proc *target, struct sl__completion *c)
+{
+	struct sl__proc *p = sl__proc_current();
+
+	if (p == target) {
+		c->fn(c, 0, 0);
+		return;
+	}
+	while (!sl_ring_try_enqueue(target->mail, &c)) {
+		/* Full: the target is far behind; let it catch up. */
+		proc_kick(p, target);
+		sched_yield();
+	}
+	proc_kick(p, target);
+}
+
+static void
 inbox_drain(struct sl__proc *p)
 {
 	struct sl__task *batch[32];
@@ -749,6 +780,8 @@ find_local(struct sl__proc *p)
 	}
 	if (sl_ring_maybe_nonempty(p->inbox))
 		inbox_drain(p);
+	if (sl_ring_maybe_nonempty(p->mail))
+		mail_drain(p);
 	if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) !=
 	    UINT64_MAX) {
 		p->in_batch = true;
@@ -1461,7 +1494,7 @@ work_anywhere(struct sl__proc *p)
 {
 	if (atomic_load_explicit(&sl__rt.gq_len, memory_order_seq_cst))
 		return true;
-	if (sl_ring_count(p->inbox))
+	if (sl_ring_count(p->inbox) || sl_ring_count(p->mail))
 		return true;
 	for (unsigned i = 0; i < sl__rt.nprocs; i++) {
 		struct sl__proc *v = sl__rt.procs[i];
@@ -1640,7 +1673,8 @@ proc_cq_pending(struct sl__proc *p)
 static bool
 proc_has_work(struct sl__proc *p, uint64_t now)
 {
-	return runq_len(p) || sl_ring_count(p->inbox) || proc_cq_pending(p) ||
+	return runq_len(p) || sl_ring_count(p->inbox) ||
+	       sl_ring_count(p->mail) || proc_cq_pending(p) ||
 	       atomic_load_explicit(&p->timers.next, memory_order_relaxed) <=
 		       now;
 }
@@ -1986,7 +2020,8 @@ proc_create(unsigned id, int cpu, int *err)
 	atomic_store_explicit(&p->timers.next, UINT64_MAX,
 			      memory_order_relaxed);
 	p->inbox = sl_ring_create(sizeof(struct sl__task *), 1024);
-	if (!p->inbox) {
+	p->mail = sl_ring_create(sizeof(struct sl__completion *), 4096);
+	if (!p->inbox || !p->mail) {
 		*err = runtime_fail(-ENOMEM, "no memory for processor %u", id);
 		return p;
 	}
@@ -1999,10 +2034,13 @@ proc_destroy(struct sl__proc *p)
 {
 	if (!p)
 		return;
+	if (p->io && sl__io_proc_fini)
+		sl__io_proc_fini(p);
 	sl__poller_destroy(p);
 	sl__timers_free(p);
 	p->ncache = 0; /* the stacks went with the task table */
 	sl_ring_destroy(p->inbox);
+	sl_ring_destroy(p->mail);
 	if (sl__rt.numa)
 		numa_free(p, sizeof(*p));
 	else

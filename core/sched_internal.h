@@ -273,6 +273,8 @@ enum {
 /* user_data tags of the completions the runtime posts to itself */
 #define SL__CQE_WAKE 1ull
 #define SL__CQE_EVENTFD 2ull
+/* SQEs whose completion nobody needs (cancels, closes) */
+#define SL__CQE_IGNORE 3ull
 #define SL__CQE_TAG_MAX 16ull
 
 /*
@@ -308,6 +310,11 @@ struct sl__proc {
 	struct sl__task *pinq_tail;
 	/* Tasks readied for this processor by others (pinned ones). */
 	struct sl_ring *inbox;
+	/* Completions other threads asked this processor to run, because
+	 * they touch its ring (sl__proc_post). */
+	struct sl_ring *mail;
+	/* The I/O layer's per-processor state (io/), or NULL. */
+	void *_Atomic io;
 
 	struct sl__timer_heap timers;
 
@@ -507,6 +514,18 @@ void sl__wake(struct sl__task *t);
 
 /* Make a runnable task run soon: on the caller's processor if it has one. */
 void sl__ready(struct sl__task *t);
+
+/*
+ * Run @c->fn(@c, 0, 0) on processor @target, from its scheduler, soon.  A
+ * processor's ring may only be touched by the machine that holds it, so
+ * work on another processor's ring (cancelling an operation, returning a
+ * buffer) travels this way.  Runs @c at once when @target is the caller's
+ * own processor.  @c must stay valid until it has run.
+ */
+void sl__proc_post(struct sl__proc *target, struct sl__completion *c);
+
+/* Called for each processor whose io pointer is set, as it is destroyed. */
+extern void (*sl__io_proc_fini)(struct sl__proc *p);
 
 /* The poller (poller.c). */
 int sl__poller_init(struct sl__proc *p, char *err, size_t errlen);

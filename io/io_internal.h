@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io/ internals: one-shot requests with contexts and deadlines, and each
+ * processor's ring of provided receive buffers.
+ */
+#ifndef SLUICE_IO_INTERNAL_H
+#define SLUICE_IO_INTERNAL_H
+
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include <liburing.h>
+
+#include "core/sched_internal.h"
+#include "core/wait_internal.h"
+#include "io/io.h"
+
+/* ---- one-shot requests (op.c) ---- */
+
+/*
+ * A request in flight, on the stack of the task that waits for it.  The
+ * task does not return before every completion that points into this
+ * struct has been reaped: the request's own, its linked timeout's, and the
+ * cancel it may have posted.  That count is @pending.
+ */
+struct sl__io_op {
+	struct sl__completion c;	/* the request's completion */
+	struct sl__completion tc;	/* its linked timeout's */
+	struct sl__completion cc;	/* posts the cancel to @proc */
+	struct sl__wait w;
+	struct sl__proc *proc;		/* whose ring holds the request */
+	struct __kernel_timespec ts;
+	_Atomic int pending;
+	int res;
+	uint32_t flags;
+	int tres;
+	bool zc;			/* zero-copy send: a notice follows */
+	bool linked;
+};
+
+/*
+ * Start a request: returns an SQE of the calling task's processor for the
+ * caller to prepare, or NULL with *err set (not on a processor, the context
+ * already ended, the deadline passed).  Nothing may park between this and
+ * sl__io_run().
+ */
+struct io_uring_sqe *sl__io_begin(struct sl__io_op *op,
+				  struct sl_context *ctx, uint64_t deadline,
+				  const char *reason, int *err);
+
+/* Queue the prepared request, park until it is over, return its result. */
+int sl__io_run(struct sl__io_op *op, struct io_uring_sqe *sqe);
+
+/*
+ * Queue a request whose completion nobody waits for (a close, a cancel) on
+ * the caller's processor.  Returns false when not on a processor.
+ */
+struct io_uring_sqe *sl__io_sqe(struct sl__proc *p);
+void sl__io_queue(struct sl__proc *p);
+
+/* Cancel, on its own processor, whatever request has @user_data there. */
+void sl__io_cancel_on(struct sl__proc *p, void *user_data);
+
+/* ---- processors' I/O state and provided buffers (proc.c) ---- */
+
+#define SL__IO_BGID 0
+
+struct sl__io_stall;
+
+struct sl__io_proc {
+	struct sl__proc *p;
+	/* The provided-buffer ring and the buffers behind it. */
+	struct io_uring_buf_ring *br;
+	size_t br_bytes;
+	unsigned entries;		/* ring slots: bufs_max, a power of 2 */
+	unsigned nbufs;			/* buffers allocated so far */
+	uint32_t buf_size;
+	char **addr;			/* buffer id -> address */
+	char *chunks[16];
+	size_t chunk_bytes[16];
+	unsigned nchunks;
+	/* Buffer ids handed back by other processors. */
+	struct sl_ring *returns;
+	/* Receivers waiting for a buffer to come back (owner only). */
+	struct sl__io_stall *stalled;
+	_Atomic uint32_t nstalled;
+	_Atomic uint32_t kick_posted;
+	struct sl__completion kick;
+	_Atomic int64_t in_use;
+
+	struct {
+		_Atomic uint64_t ops, cancels, timeouts, enobufs, grows;
+		_Atomic uint64_t stalls, rearms;
+	} st;
+};
+
+/* A receiver parked on a processor's stall list until buffers come back. */
+struct sl__io_stall {
+	struct sl__io_stall *next, *prev;
+	bool on_list;
+	void (*resume)(struct sl__io_stall *s, struct sl__io_proc *ip);
+};
+
+/* The calling task's processor's I/O state, set up on first use. */
+struct sl__io_proc *sl__io_proc_get(int *err);
+
+/* A buffer's address. */
+static inline char *
+sl__io_buf_addr(struct sl__io_proc *ip, uint16_t bid)
+{
+	return ip->addr[bid];
+}
+
+/* Hand buffer @bid back to @ip's ring, from any processor. */
+void sl__io_buf_put(struct sl__io_proc *ip, uint16_t bid);
+
+/* Note that the kernel handed a buffer out. */
+static inline void
+sl__io_buf_taken(struct sl__io_proc *ip)
+{
+	atomic_fetch_add_explicit(&ip->in_use, 1, memory_order_relaxed);
+}
+
+/*
+ * The ring ran dry (a receive ended with -ENOBUFS): take back buffers that
+ * other processors returned, or allocate more.  Returns true if the ring
+ * has buffers again; false if the receiver must stall (sl__io_stall_add).
+ */
+bool sl__io_buf_refill(struct sl__io_proc *ip);
+void sl__io_stall_add(struct sl__io_proc *ip, struct sl__io_stall *s);
+void sl__io_stall_remove(struct sl__io_proc *ip, struct sl__io_stall *s);
+
+/* Take back the buffers other processors returned (owner only). */
+void sl__io_returns_drain(struct sl__io_proc *ip);
+
+/* Fault injection for tests: fail the next @count syncs with @err. */
+void sl__io_inject_sync_failure(int err, unsigned count);
+int sl__io_injected_sync_failure(void);
+
+/* Shared bump of a relaxed statistics counter. */
+static inline void
+sl__io_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+
+
+/* ---- multishot receive queues (rx.c) ---- */
+
+/* One received buffer: which processor's ring it belongs to, and where
+ * the payload lies within it. */
+struct sl__rx_item {
+	struct sl__io_proc *ip;
+	uint16_t bid;
+	uint16_t flags;		/* SL__RX_TRUNC */
+	uint32_t off;
+	uint32_t len;
+};
+
+#define SL__RX_TRUNC 1u
+
+enum sl__rx_state {
+	SL__RX_IDLE,		/* nothing in the kernel */
+	SL__RX_ARMED,		/* a multishot receive is in the kernel */
+	SL__RX_CANCELLING,	/* ... and we asked it to stop */
+	SL__RX_STALLED,		/* waiting on a stall list for buffers */
+};
+
+/*
+ * A socket's receive side: a multishot receive (recv, or recvmsg for
+ * datagrams) and the queue of buffers it filled that nobody took yet.
+ * The completion runs on the processor holding the receive; readers run
+ * anywhere; the lock covers everything below it.
+ */
+struct sl__rx {
+	int fd;
+	bool msg;			/* recvmsg, for datagrams */
+	struct msghdr mh;		/* its template: name and control sizes */
+	size_t max_bytes;		/* stop receiving past this queued */
+	uint32_t max_items;
+
+	_Atomic uint32_t lock;
+	enum sl__rx_state state;
+	bool eof, closing;
+	int err;
+	unsigned posts;			/* posted completions not yet run */
+	struct sl__io_proc *ip;		/* where the receive is (or was) */
+	struct sl__rx_item *q;
+	uint32_t head, len, cap;
+	size_t bytes;
+	struct sl__waitq readers;
+	struct sl__waiter *closer;
+
+	struct sl__completion cqe;	/* the receive's completions */
+	struct sl__completion cancel;	/* posted: cancel it */
+	struct sl__completion unstall;	/* posted: leave the stall list */
+	struct sl__io_stall stall;
+
+	struct {
+		_Atomic uint64_t items, bytes, truncated, dropped;
+	} st;
+};
+
+void sl__rx_init(struct sl__rx *rx, int fd, bool msg, size_t max_bytes,
+		 uint32_t max_items);
+
+/*
+ * Take the oldest item, parking until there is one.  Returns 1 with *out
+ * set (the caller now owns its buffer), 0 at the end of the stream, or a
+ * negative errno value.  The socket's error is reported once the queue is
+ * empty, and again on every later call.
+ */
+int sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
+	       struct sl__rx_item *out);
+
+/* Hand an item's buffer back to its processor. */
+static inline void
+sl__rx_item_release(struct sl__rx_item *it)
+{
+	sl__io_buf_put(it->ip, it->bid);
+}
+
+/* Stop receiving, wait until the kernel is done, free queued buffers. */
+void sl__rx_close(struct sl__rx *rx);
+
+/* Log one line in the runtime's format, at most once a second per site. */
+#define sl__io_log(level, fmt, ...)                                            \
+	do {                                                                   \
+		static _Atomic uint64_t sl__last_log;                          \
+		uint64_t sl__now = sl_now_ns();                                \
+		uint64_t sl__prev = atomic_load_explicit(                      \
+			&sl__last_log, memory_order_relaxed);                  \
+		if (sl__now - sl__prev >= SL_NSEC_PER_SEC &&                   \
+		    atomic_compare_exchange_strong(&sl__last_log, &sl__prev,   \
+						   sl__now))                   \
+			fprintf(stderr,                                        \
+				"sluice: level=" level " subsys=io " fmt "\n", \
+				__VA_ARGS__);                                  \
+	} while (0)
+#endif /* SLUICE_IO_INTERNAL_H */

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Multishot receive queues: the receive side of every socket.
+ *
+ * One multishot receive stays in the kernel while the socket has a reader
+ * and room in its queue.  Each completion carries one buffer from the
+ * processor's provided-buffer ring; the completion queues it and wakes a
+ * reader.  The receive ends (a completion without IORING_CQE_F_MORE) at
+ * the end of the stream, on an error, when the buffer ring is dry
+ * (-ENOBUFS), when we cancel it, and sometimes for the kernel's own
+ * reasons; each case decides whether and where it is armed again:
+ *
+ *   end of stream, error        not again; readers see it after the queue
+ *   -ENOBUFS                    again at once if the ring could be
+ *                               refilled, else after buffers come back
+ *   cancelled for back-pressure by the next reader that finds the queue
+ *                               below half its limit, on the reader's own
+ *                               processor
+ *   ended with data             again at once
+ *
+ * The state lives under a spinlock because the completion runs on the
+ * receive's processor while readers and the closer run anywhere.  Nothing
+ * that can take another socket's lock (handing a buffer back can re-arm a
+ * stalled socket) is done with the lock held.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <mimalloc.h>
+
+#include "io/io_internal.h"
+
+#define RX_TOKEN 1u
+
+static void rx_complete(struct sl__completion *c, int res, uint32_t flags);
+
+static void
+rx_lock(struct sl__rx *rx)
+{
+	sl__spin_lock(&rx->lock);
+}
+
+static void
+rx_unlock(struct sl__rx *rx)
+{
+	sl__spin_unlock(&rx->lock);
+}
+
+/* Arm the receive on @ip's processor, which must be the caller's. */
+static void
+rx_arm(struct sl__rx *rx, struct sl__io_proc *ip)
+{
+	struct io_uring_sqe *sqe = sl__io_sqe(ip->p);
+
+	if (!sqe) {
+		rx->err = -EBUSY;
+		rx->state = SL__RX_IDLE;
+		return;
+	}
+	if (rx->msg)
+		io_uring_prep_recvmsg_multishot(sqe, rx->fd, &rx->mh, 0);
+	else
+		io_uring_prep_recv_multishot(sqe, rx->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = SL__IO_BGID;
+	io_uring_sqe_set_data(sqe, &rx->cqe);
+	sl__io_queue(ip->p);
+	sl__io_stat_add(&ip->st.rearms, 1);
+	rx->ip = ip;
+	rx->state = SL__RX_ARMED;
+}
+
+/* Collect the tasks to wake (all readers when @all), under the lock. */
+static unsigned
+rx_claim_readers(struct sl__rx *rx, bool all, struct sl__task **wake,
+		 unsigned max)
+{
+	unsigned n = 0, dropped;
+	struct sl__waiter *w;
+
+	while (n < max && (w = sl__waitq_claim_one(&rx->readers, &dropped))) {
+		wake[n++] = w->task;
+		if (!all)
+			break;
+	}
+	if (rx->closer && n < max && rx->state == SL__RX_IDLE && !rx->posts) {
+		w = rx->closer;
+		rx->closer = NULL;
+		if (sl__waiter_claim(w))
+			wake[n++] = w->task;
+	}
+	return n;
+}
+
+static void
+rx_wake(struct sl__task **wake, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		sl__wake(wake[i]);
+}
+
+static bool
+rx_push(struct sl__rx *rx, const struct sl__rx_item *it)
+{
+	if (rx->len == rx->cap) {
+		uint32_t cap = rx->cap ? rx->cap * 2 : 8;
+		struct sl__rx_item *q = mi_malloc(cap * sizeof(*q));
+
+		if (!q)
+			return false;
+		for (uint32_t i = 0; i < rx->len; i++)
+			q[i] = rx->q[(rx->head + i) % rx->cap];
+		mi_free(rx->q);
+		rx->q = q;
+		rx->cap = cap;
+		rx->head = 0;
+	}
+	rx->q[(rx->head + rx->len) % rx->cap] = *it;
+	rx->len++;
+	rx->bytes += it->len;
+	return true;
+}
+
+static bool
+rx_full(const struct sl__rx *rx)
+{
+	return rx->bytes >= rx->max_bytes || rx->len >= rx->max_items;
+}
+
+/* Parse a recvmsg buffer: payload position, truncation, kernel drops. */
+static void
+rx_parse_msg(struct sl__rx *rx, char *buf, int res, struct sl__rx_item *it)
+{
+	struct io_uring_recvmsg_out *o;
+	struct cmsghdr *cm;
+
+	o = io_uring_recvmsg_validate(buf, res, &rx->mh);
+	if (!o) {
+		it->len = 0;
+		return;
+	}
+	it->off = (uint32_t)((char *)io_uring_recvmsg_payload(o, &rx->mh) -
+			     buf);
+	it->len = io_uring_recvmsg_payload_length(o, res, &rx->mh);
+	if (o->flags & MSG_TRUNC) {
+		it->flags |= SL__RX_TRUNC;
+		sl__io_stat_add(&rx->st.truncated, 1);
+	}
+	for (cm = io_uring_recvmsg_cmsg_firsthdr(o, &rx->mh); cm;
+	     cm = io_uring_recvmsg_cmsg_nexthdr(o, &rx->mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SO_RXQ_OVFL) {
+			uint32_t drops;
+
+			memcpy(&drops, CMSG_DATA(cm), sizeof(drops));
+			/* The kernel's count since the socket opened. */
+			atomic_store_explicit(&rx->st.dropped, drops,
+					      memory_order_relaxed);
+		}
+	}
+}
+
+static void
+rx_resume(struct sl__io_stall *s, struct sl__io_proc *ip)
+{
+	struct sl__rx *rx = SL_CONTAINER_OF(s, struct sl__rx, stall);
+	struct sl__task *wake[8];
+	unsigned n = 0;
+
+	rx_lock(rx);
+	if (rx->state == SL__RX_STALLED) {
+		if (rx->closing) {
+			rx->state = SL__RX_IDLE;
+			n = rx_claim_readers(rx, true, wake, 8);
+		} else {
+			rx_arm(rx, ip);
+		}
+	}
+	rx_unlock(rx);
+	rx_wake(wake, n);
+}
+
+static void
+rx_complete(struct sl__completion *c, int res, uint32_t flags)
+{
+	struct sl__rx *rx = SL_CONTAINER_OF(c, struct sl__rx, cqe);
+	struct sl__io_proc *ip = rx->ip;
+	struct sl__task *wake[8];
+	bool more = flags & IORING_CQE_F_MORE;
+	bool stall = false, all = false;
+	struct sl__rx_item it;
+	unsigned n;
+
+	if (sl_ring_maybe_nonempty(ip->returns))
+		sl__io_returns_drain(ip);
+
+	rx_lock(rx);
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+		it = (struct sl__rx_item){
+			.ip = ip,
+			.bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT),
+			.len = (uint32_t)res,
+		};
+		sl__io_buf_taken(ip);
+		if (rx->msg)
+			rx_parse_msg(rx, sl__io_buf_addr(ip, it.bid), res, &it);
+		if (!rx_push(rx, &it)) {
+			/* No memory for the queue: drop this buffer's data
+			 * and say so; the stream is broken for the reader. */
+			rx_unlock(rx);
+			sl__io_buf_put(ip, it.bid);
+			rx_lock(rx);
+			rx->err = -ENOMEM;
+			all = true;
+		} else {
+			sl__io_stat_add(&rx->st.items, 1);
+			sl__io_stat_add(&rx->st.bytes, (uint64_t)res);
+		}
+		if (more && rx_full(rx) && rx->state == SL__RX_ARMED) {
+			/* Back-pressure: let the socket buffer fill. */
+			sl__io_cancel_on(ip->p, &rx->cqe);
+			rx->state = SL__RX_CANCELLING;
+		}
+	} else if (res == 0 && !rx->msg) {
+		rx->eof = true;
+		all = true;
+	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+		rx->err = res;
+		all = true;
+	}
+
+	if (!more) {
+		if (rx->closing || rx->eof || rx->err) {
+			rx->state = SL__RX_IDLE;
+		} else if (res == -ENOBUFS) {
+			if (sl__io_buf_refill(ip)) {
+				rx_arm(rx, ip);
+			} else {
+				rx->state = SL__RX_STALLED;
+				stall = true;
+			}
+		} else if (res == -ECANCELED || rx_full(rx)) {
+			rx->state = SL__RX_IDLE;
+		} else {
+			rx_arm(rx, ip);
+		}
+		all = all || rx->state == SL__RX_IDLE;
+	}
+	n = rx_claim_readers(rx, all, wake, 8);
+	rx_unlock(rx);
+	rx_wake(wake, n);
+	if (stall)
+		sl__io_stall_add(ip, &rx->stall);
+}
+
+void
+sl__rx_init(struct sl__rx *rx, int fd, bool msg, size_t max_bytes,
+	    uint32_t max_items)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->fd = fd;
+	rx->msg = msg;
+	rx->max_bytes = max_bytes ? max_bytes : SIZE_MAX;
+	rx->max_items = max_items ? max_items : UINT32_MAX;
+	rx->state = SL__RX_IDLE;
+	rx->cqe.fn = rx_complete;
+	rx->stall.resume = rx_resume;
+}
+
+static bool
+rx_pop(struct sl__rx *rx, struct sl__rx_item *out)
+{
+	if (!rx->len)
+		return false;
+	*out = rx->q[rx->head];
+	rx->head = (rx->head + 1) % rx->cap;
+	rx->len--;
+	rx->bytes -= out->len;
+	return true;
+}
+
+int
+sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
+	   struct sl__rx_item *out)
+{
+	struct sl__io_proc *ip;
+	int err = 0;
+
+	ip = sl__io_proc_get(&err);
+	if (!ip)
+		return err;
+
+	for (;;) {
+		struct sl__waiter waiter;
+		struct sl__wait w;
+		uint32_t token;
+		int r;
+
+		rx_lock(rx);
+		if (rx->closing) {
+			rx_unlock(rx);
+			return -EBADF;
+		}
+		if (rx_pop(rx, out)) {
+			/* Below half the limit again: resume receiving. */
+			if (rx->state == SL__RX_IDLE && !rx->eof && !rx->err &&
+			    rx->bytes < rx->max_bytes / 2 &&
+			    rx->len < rx->max_items / 2)
+				rx_arm(rx, ip);
+			rx_unlock(rx);
+			return 1;
+		}
+		if (rx->err) {
+			r = rx->err;
+			rx_unlock(rx);
+			return r;
+		}
+		if (rx->eof) {
+			rx_unlock(rx);
+			return 0;
+		}
+		if (rx->state == SL__RX_IDLE)
+			rx_arm(rx, ip);
+		rx_unlock(rx);
+
+		r = sl__wait_begin(&w, ctx, deadline, "socket receive");
+		if (r)
+			return r;
+		waiter = (struct sl__waiter){
+			.task = w.task,
+			.claim = &w.claim,
+			.token = RX_TOKEN,
+		};
+		rx_lock(rx);
+		if (rx->len || rx->err || rx->eof || rx->closing) {
+			rx_unlock(rx);
+			sl__wait_abort(&w);
+			continue;
+		}
+		sl__waitq_push(&rx->readers, &waiter);
+		rx_unlock(rx);
+
+		token = sl__wait_park(&w);
+		if (token == RX_TOKEN)
+			continue;
+		rx_lock(rx);
+		if (waiter.queued)
+			sl__waitq_remove(&rx->readers, &waiter);
+		rx_unlock(rx);
+		return sl__wait_error(&w, token);
+	}
+}
+
+/* Posted to the receive's processor: cancel it there. */
+static void
+rx_cancel_posted(struct sl__completion *c, int res, uint32_t flags)
+{
+	struct sl__rx *rx = SL_CONTAINER_OF(c, struct sl__rx, cancel);
+	struct sl__task *wake[8];
+	unsigned n;
+
+	(void)res;
+	(void)flags;
+	rx_lock(rx);
+	if (rx->state == SL__RX_ARMED) {
+		sl__io_cancel_on(rx->ip->p, &rx->cqe);
+		rx->state = SL__RX_CANCELLING;
+	}
+	rx->posts--;
+	n = rx_claim_readers(rx, true, wake, 8);
+	rx_unlock(rx);
+	rx_wake(wake, n);
+}
+
+/* Posted to the stall list's processor: leave it. */
+static void
+rx_unstall_posted(struct sl__completion *c, int res, uint32_t flags)
+{
+	struct sl__rx *rx = SL_CONTAINER_OF(c, struct sl__rx, unstall);
+	struct sl__task *wake[8];
+	unsigned n;
+
+	(void)res;
+	(void)flags;
+	sl__io_stall_remove(rx->ip, &rx->stall);
+	rx_lock(rx);
+	if (rx->state == SL__RX_STALLED)
+		rx->state = SL__RX_IDLE;
+	rx->posts--;
+	n = rx_claim_readers(rx, true, wake, 8);
+	rx_unlock(rx);
+	rx_wake(wake, n);
+}
+
+void
+sl__rx_close(struct sl__rx *rx)
+{
+	struct sl__rx_item it;
+	struct sl__task *wake[8];
+	unsigned n;
+
+	rx_lock(rx);
+	rx->closing = true;
+	/* Readers parked now fail with -EBADF. */
+	n = rx_claim_readers(rx, true, wake, 8);
+	rx_unlock(rx);
+	rx_wake(wake, n);
+
+	for (;;) {
+		struct sl__waiter waiter;
+		struct sl__wait w;
+
+		rx_lock(rx);
+		if (rx->state == SL__RX_IDLE && !rx->posts) {
+			rx_unlock(rx);
+			break;
+		}
+		if (rx->state == SL__RX_ARMED && !rx->posts) {
+			rx->posts++;
+			rx->cancel.fn = rx_cancel_posted;
+			rx_unlock(rx);
+			sl__proc_post(rx->ip->p, &rx->cancel);
+			continue;
+		}
+		if (rx->state == SL__RX_STALLED && !rx->posts) {
+			rx->posts++;
+			rx->unstall.fn = rx_unstall_posted;
+			rx_unlock(rx);
+			sl__proc_post(rx->ip->p, &rx->unstall);
+			continue;
+		}
+		rx_unlock(rx);
+
+		sl__wait_begin(&w, NULL, SL_NO_DEADLINE, "socket close");
+		waiter = (struct sl__waiter){
+			.task = w.task,
+			.claim = &w.claim,
+			.token = RX_TOKEN,
+		};
+		rx_lock(rx);
+		if (rx->state == SL__RX_IDLE && !rx->posts) {
+			rx_unlock(rx);
+			sl__wait_abort(&w);
+			break;
+		}
+		rx->closer = &waiter;
+		rx_unlock(rx);
+		sl__wait_park(&w);
+	}
+
+	while (rx_pop(rx, &it))
+		sl__rx_item_release(&it);
+	mi_free(rx->q);
+	rx->q = NULL;
+}
