@@ -12,6 +12,7 @@
 #include <mimalloc.h>
 
 #include "core/context.h"
+#include "core/task.h"
 #include "io/conn_internal.h"
 
 void
@@ -141,6 +142,32 @@ sl_conn_peek(struct sl_context *ctx, struct sl_conn *c, struct sl_iobuf *out)
 		    c->cur_off;
 	out->len = c->cur.len - c->cur_off;
 	return 1;
+}
+
+int
+sl_conn_try_peek(struct sl_conn *c, struct sl_iobuf *out)
+{
+	int r;
+
+	if (!c->has_cur) {
+		r = sl__rx_try_get(&c->rx, &c->cur);
+		if (r <= 0)
+			return r;
+		c->has_cur = true;
+		c->cur_off = 0;
+	}
+	out->data = sl__io_buf_addr(c->cur.ip, c->cur.bid) + c->cur.off +
+		    c->cur_off;
+	out->len = c->cur.len - c->cur_off;
+	return 1;
+}
+
+int
+sl_conn_notify(struct sl_conn *c, void (*fn)(void *arg), void *arg)
+{
+	if (c->has_cur)
+		return sl_task_spawn(fn, arg, NULL, NULL);
+	return sl__rx_notify(&c->rx, fn, arg);
 }
 
 void

@@ -191,6 +191,9 @@ struct sl__rx {
 	size_t bytes;
 	struct sl__waitq readers;
 	struct sl__waiter *closer;
+	/* Spawned when an item, the end or an error arrives (one-shot). */
+	void (*notify_fn)(void *arg);
+	void *notify_arg;
 
 	struct sl__completion cqe;	/* the receive's completions */
 	struct sl__completion cancel;	/* posted: cancel it */
@@ -213,6 +216,15 @@ void sl__rx_init(struct sl__rx *rx, int fd, bool msg, size_t max_bytes,
  */
 int sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 	       struct sl__rx_item *out);
+
+/* sl__rx_get() without waiting: -EAGAIN when there is nothing yet. */
+int sl__rx_try_get(struct sl__rx *rx, struct sl__rx_item *out);
+
+/*
+ * Spawn @fn(@arg) once an item, the end or an error is there (at once if
+ * one already is).  One-shot.  Returns 0 or a negative errno value.
+ */
+int sl__rx_notify(struct sl__rx *rx, void (*fn)(void *), void *arg);
 
 /* Hand an item's buffer back to its processor. */
 static inline void

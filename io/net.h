@@ -177,6 +177,20 @@ int sl_conn_peek(struct sl_context *ctx, struct sl_conn *c,
 /* sl_conn_consume() - the reader is done with @n bytes of the last peek. */
 void sl_conn_consume(struct sl_conn *c, size_t n);
 
+/* sl_conn_try_peek() - sl_conn_peek() that returns -EAGAIN, not parks. */
+int sl_conn_try_peek(struct sl_conn *c, struct sl_iobuf *out);
+
+/**
+ * sl_conn_notify() - start @fn(@arg) in a new task once @c has bytes, its
+ * end or an error to read; at once if it already has.  One-shot.
+ *
+ * A server with many mostly idle connections need not keep a task parked
+ * on each: the handler reads with sl_conn_try_peek() until -EAGAIN, calls
+ * sl_conn_notify() again and returns.  In between, the connection holds
+ * neither a task nor a buffer.  Do not mix with a reader parked on @c.
+ */
+int sl_conn_notify(struct sl_conn *c, void (*fn)(void *arg), void *arg);
+
 /**
  * sl_conn_send() - send all of @buf.
  * Return: @len, or a negative errno value; after an error the number of

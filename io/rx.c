@@ -28,6 +28,7 @@
 
 #include <mimalloc.h>
 
+#include "core/task.h"
 #include "io/io_internal.h"
 
 #define RX_TOKEN 1u
@@ -160,6 +161,27 @@ rx_parse_msg(struct sl__rx *rx, char *buf, int res, struct sl__rx_item *it)
 	}
 }
 
+/*
+ * Start the task of a notification.  If there is no memory for a task,
+ * put the notification back: the next arrival tries again.
+ */
+static void
+rx_spawn(struct sl__rx *rx, void (*fn)(void *), void *arg)
+{
+	int r = sl_task_spawn(fn, arg, NULL, NULL);
+
+	if (!r)
+		return;
+	sl__io_log("error", "msg=\"cannot start a reader task\" err=\"%s\"",
+		   sl_strerror(r));
+	rx_lock(rx);
+	if (!rx->notify_fn && !rx->closing) {
+		rx->notify_fn = fn;
+		rx->notify_arg = arg;
+	}
+	rx_unlock(rx);
+}
+
 static void
 rx_resume(struct sl__io_stall *s, struct sl__io_proc *ip)
 {
@@ -188,6 +210,8 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 	struct sl__task *wake[8];
 	bool more = flags & IORING_CQE_F_MORE;
 	bool stall = false, all = false;
+	void (*notify_fn)(void *) = NULL;
+	void *notify_arg = NULL;
 	struct sl__rx_item it;
 	unsigned n;
 
@@ -247,8 +271,15 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 		all = all || rx->state == SL__RX_IDLE;
 	}
 	n = rx_claim_readers(rx, all, wake, 8);
+	if (rx->notify_fn && (rx->len || rx->eof || rx->err)) {
+		notify_fn = rx->notify_fn;
+		notify_arg = rx->notify_arg;
+		rx->notify_fn = NULL;
+	}
 	rx_unlock(rx);
 	rx_wake(wake, n);
+	if (notify_fn)
+		rx_spawn(rx, notify_fn, notify_arg);
 	if (stall)
 		sl__io_stall_add(ip, &rx->stall);
 }
@@ -279,6 +310,67 @@ rx_pop(struct sl__rx *rx, struct sl__rx_item *out)
 	return true;
 }
 
+/* Resume receiving if the queue is below half its limit (lock held). */
+static void
+rx_maybe_rearm(struct sl__rx *rx, struct sl__io_proc *ip)
+{
+	if (rx->state == SL__RX_IDLE && !rx->eof && !rx->err &&
+	    !rx->closing && rx->bytes < rx->max_bytes / 2 &&
+	    rx->len < rx->max_items / 2)
+		rx_arm(rx, ip);
+}
+
+int
+sl__rx_try_get(struct sl__rx *rx, struct sl__rx_item *out)
+{
+	struct sl__io_proc *ip;
+	int err = 0, r;
+
+	ip = sl__io_proc_get(&err);
+	if (!ip)
+		return err;
+	rx_lock(rx);
+	if (rx->closing)
+		r = -EBADF;
+	else if (rx_pop(rx, out))
+		r = 1;
+	else if (rx->err)
+		r = rx->err;
+	else if (rx->eof)
+		r = 0;
+	else
+		r = -EAGAIN;
+	if (r != 0 && !rx->closing)
+		rx_maybe_rearm(rx, ip);
+	rx_unlock(rx);
+	return r;
+}
+
+int
+sl__rx_notify(struct sl__rx *rx, void (*fn)(void *), void *arg)
+{
+	struct sl__io_proc *ip;
+	bool now;
+	int err = 0;
+
+	ip = sl__io_proc_get(&err);
+	if (!ip)
+		return err;
+	rx_lock(rx);
+	if (rx->closing) {
+		rx_unlock(rx);
+		return -EBADF;
+	}
+	now = rx->len || rx->eof || rx->err;
+	if (!now) {
+		rx->notify_fn = fn;
+		rx->notify_arg = arg;
+		rx_maybe_rearm(rx, ip);
+	}
+	rx_unlock(rx);
+	return now ? sl_task_spawn(fn, arg, NULL, NULL) : 0;
+}
+
 int
 sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 	   struct sl__rx_item *out)
@@ -302,11 +394,7 @@ sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 			return -EBADF;
 		}
 		if (rx_pop(rx, out)) {
-			/* Below half the limit again: resume receiving. */
-			if (rx->state == SL__RX_IDLE && !rx->eof && !rx->err &&
-			    rx->bytes < rx->max_bytes / 2 &&
-			    rx->len < rx->max_items / 2)
-				rx_arm(rx, ip);
+			rx_maybe_rearm(rx, ip);
 			rx_unlock(rx);
 			return 1;
 		}
@@ -401,6 +489,7 @@ sl__rx_close(struct sl__rx *rx)
 
 	rx_lock(rx);
 	rx->closing = true;
+	rx->notify_fn = NULL;
 	/* Readers parked now fail with -EBADF. */
 	n = rx_claim_readers(rx, true, wake, 8);
 	rx_unlock(rx);

@@ -3,7 +3,9 @@
  * A first round trip through io/: a TCP echo server and client in one
  * runtime, lines through sl_reader and sl_writer.
  */
+#include <errno.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "core/chan.h"
 #include "core/task.h"
 #include "io/bufio.h"
 #include "io/net.h"
@@ -102,6 +105,130 @@ echo_main(void *arg)
 	sl_listener_close(e->l);
 }
 
+/*
+ * Notification-driven serving: 500 connections, no task parked on any of
+ * them between arrivals.  Each round the client writes 100 bytes to every
+ * connection; handlers read what is there, report it and go back to
+ * waiting for the next arrival by notification.
+ */
+#define NOTIFY_CONNS 500
+#define NOTIFY_ROUNDS 4
+
+struct notify_srv {
+	struct sl_conn *c;
+	struct notify_test *t;
+	uint64_t bytes;
+	bool closed;
+};
+
+struct notify_test {
+	struct sl_listener *l;
+	struct notify_srv srv[NOTIFY_CONNS];
+	struct sl_chan *progress;	/* bytes read, sent by handlers */
+	uint64_t idle_tasks[NOTIFY_ROUNDS];
+	uint64_t base_tasks;
+	uint64_t total;
+};
+
+static void
+notify_handler(void *arg)
+{
+	struct notify_srv *s = arg;
+	struct sl_iobuf b;
+	uint64_t got = 0;
+	int r;
+
+	while ((r = sl_conn_try_peek(s->c, &b)) == 1) {
+		got += b.len;
+		sl_conn_consume(s->c, b.len);
+	}
+	if (got)
+		CHECK_ERR_EQ(sl_chan_send(s->t->progress, &got), 0);
+	if (r == -EAGAIN) {
+		CHECK_ERR_EQ(sl_conn_notify(s->c, notify_handler, s), 0);
+		return;
+	}
+	CHECK_INT_EQ(r, 0); /* the end of the stream */
+	sl_conn_close(s->c);
+	s->closed = true;
+	got = 0;
+	CHECK_ERR_EQ(sl_chan_send(s->t->progress, &got), 0);
+}
+
+static void
+notify_main(void *arg)
+{
+	struct notify_test *t = arg;
+	struct sl_conn *cli[NOTIFY_CONNS];
+	struct sl_addr a;
+	char addr[64], data[100];
+	unsigned closed = 0;
+
+	memset(data, 'x', sizeof(data));
+	t->progress = sl_chan_create(sizeof(uint64_t), 64);
+	CHECK_ERR_EQ(sl_listen("127.0.0.1:0", NULL, &t->l), 0);
+	if (!t->l || !t->progress)
+		return;
+	sl_listener_addr(t->l, &a);
+	sl_addr_format(&a, addr, sizeof(addr));
+	for (int i = 0; i < NOTIFY_CONNS; i++) {
+		CHECK_ERR_EQ(sl_connect(NULL, addr, NULL, &cli[i]), 0);
+		CHECK_ERR_EQ(sl_listener_accept(NULL, t->l, &t->srv[i].c), 0);
+		t->srv[i].t = t;
+		CHECK_ERR_EQ(sl_conn_notify(t->srv[i].c, notify_handler,
+					    &t->srv[i]),
+			     0);
+	}
+	t->base_tasks = sl_runtime_live_tasks();
+
+	for (int round = 0; round < NOTIFY_ROUNDS; round++) {
+		uint64_t want = (uint64_t)(round + 1) * NOTIFY_CONNS *
+				sizeof(data);
+
+		for (int i = 0; i < NOTIFY_CONNS; i++)
+			CHECK_INT_EQ(sl_conn_send(NULL, cli[i], data,
+						  sizeof(data)),
+				     sizeof(data));
+		while (t->total < want) {
+			uint64_t got;
+
+			CHECK_ERR_EQ(sl_chan_recv(t->progress, &got), 0);
+			t->total += got;
+		}
+		/* Every byte is read: handlers have returned or are about
+		 * to; count the tasks once they are gone. */
+		while (sl_runtime_live_tasks() > t->base_tasks)
+			sl_task_yield();
+		t->idle_tasks[round] = sl_runtime_live_tasks();
+	}
+
+	for (int i = 0; i < NOTIFY_CONNS; i++)
+		sl_conn_close(cli[i]);
+	while (closed < NOTIFY_CONNS) {
+		uint64_t got;
+
+		CHECK_ERR_EQ(sl_chan_recv(t->progress, &got), 0);
+		closed += got == 0;
+	}
+	sl_listener_close(t->l);
+	sl_chan_destroy(t->progress);
+}
+
+static void
+test_io_smoke_notify(void **state)
+{
+	struct notify_test *t = calloc(1, sizeof(*t));
+
+	(void)state;
+	assert_non_null(t);
+	harness_run(2, notify_main, t);
+	assert_int_equal(t->total,
+			 (uint64_t)NOTIFY_CONNS * NOTIFY_ROUNDS * 100);
+	for (int i = 0; i < NOTIFY_CONNS; i++)
+		assert_true(t->srv[i].closed);
+	free(t);
+}
+
 static void
 test_io_smoke_echo(void **state)
 {
@@ -118,6 +245,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_io_smoke_echo),
+		cmocka_unit_test(test_io_smoke_notify),
 	};
 
 	harness_init();
