@@ -116,7 +116,6 @@
 #endif
 
 struct sl__sched sl__rt;
-void (*sl__io_proc_fini)(struct sl__proc *p);
 
 static __thread struct sl__machine *tls_machine
 	__attribute__((tls_model("initial-exec")));

@@ -524,8 +524,12 @@ void sl__ready(struct sl__task *t);
  */
 void sl__proc_post(struct sl__proc *target, struct sl__completion *c);
 
-/* Called for each processor whose io pointer is set, as it is destroyed. */
-extern void (*sl__io_proc_fini)(struct sl__proc *p);
+/*
+ * Called for each processor whose io pointer is set, as it is destroyed.
+ * Defined by io/ when it is linked in (a weak reference, so core/ alone
+ * links without it).
+ */
+void sl__io_proc_fini(struct sl__proc *p) __attribute__((weak));
 
 /* The poller (poller.c). */
 int sl__poller_init(struct sl__proc *p, char *err, size_t errlen);

@@ -229,8 +229,8 @@ sl__io_stall_remove(struct sl__io_proc *ip, struct sl__io_stall *s)
 	atomic_fetch_sub_explicit(&ip->nstalled, 1, memory_order_relaxed);
 }
 
-static void
-io_proc_fini(struct sl__proc *p)
+void
+sl__io_proc_fini(struct sl__proc *p)
 {
 	struct sl__io_proc *ip = p->io;
 
@@ -295,7 +295,7 @@ io_proc_create(struct sl__proc *p, struct sl__io_proc **out)
 	return 0;
 fail:
 	p->io = ip;
-	io_proc_fini(p);
+	sl__io_proc_fini(p);
 	return r;
 }
 
@@ -313,7 +313,6 @@ sl__io_proc_get(int *err)
 	if (SL_LIKELY(p->io))
 		return p->io;
 	atomic_store(&io_started, 1);
-	sl__io_proc_fini = io_proc_fini;
 	r = io_proc_create(p, &ip);
 	if (r < 0) {
 		*err = r;
