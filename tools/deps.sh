@@ -8,7 +8,7 @@ set -euo pipefail
 
 group=${1:-test}
 core=(build-essential cmake pkg-config liburing-dev libnuma-dev
-      libmimalloc-dev)
+      libmimalloc-dev libxxhash-dev libyaml-dev)
 test=(clang libclang-rt-dev libcmocka-dev)
 bench=(golang-go libck-dev dpdk-dev)
 
