@@ -208,7 +208,7 @@ sl_writer_init(struct sl_writer *w, struct sl_conn *conn, size_t cap,
 	w->flush_after_ns = flush_after_ns;
 	if (!flush_after_ns)
 		return 0;
-	r = sl_context_with_cancel(NULL, &w->stop);
+	r = sl_context_with_cancel(sl_context_background(), &w->stop);
 	if (!r)
 		r = sl_task_spawn(writer_flusher, w,
 				  &(struct sl_task_opts){.name = "flusher",

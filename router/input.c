@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inputs: listeners and datagram sockets that decode lines or frames into
+ * events and feed them to the router.
+ *
+ * A stream input runs one task per connection.  The task reads with the
+ * buffered reader, so a line or frame that lies within one receive buffer
+ * is decoded straight out of it, and the event is the only copy.  Routing
+ * parks the task while a shard it feeds is full; meanwhile its connection
+ * is not read, its receive queue fills, the multishot receive stops, and
+ * TCP closes the producer's window: back-pressure, end to end, with
+ * nothing dropped.  Datagram inputs cannot push back: what the kernel
+ * drops is counted.
+ *
+ * Bad input costs the sender, not the router: a malformed line or frame is
+ * counted, logged (rate-limited) and skipped; an oversized one is skipped
+ * to its end, with the limit in the log line; a connection that sends
+ * max_malformed bad items is closed.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <mimalloc.h>
+
+#include "io/bufio.h"
+#include "io/net.h"
+#include "router/router_internal.h"
+
+struct input {
+	struct input *next;
+	struct sluice *r;
+	char *name, *addr;
+	struct sluice_input cfg;
+	struct sl_listener *l;
+	struct sl_dgram *d;
+	struct sl_context *ctx;		/* cancelled to stop */
+	struct sl_waitgroup wg;		/* its tasks */
+	struct sl_task *acceptor;
+	struct sl_addr bound;
+
+	_Atomic uint64_t conns, events, malformed, oversized, closed_bad;
+	_Atomic uint64_t bytes;
+};
+
+struct conn_task {
+	struct input *in;
+	struct sl_conn *c;
+	uint64_t malformed;
+	uint64_t accepted;
+	uint32_t ack_every;
+};
+
+/* Count a bad item; true when the connection has sent too many. */
+static bool
+input_bad(struct conn_task *ct, int err, const char *why)
+{
+	struct input *in = ct->in;
+	struct sluice *r = in->r;
+
+	atomic_fetch_add_explicit(&r->st.malformed, 1, memory_order_relaxed);
+	if (err == -EMSGSIZE) {
+		atomic_fetch_add_explicit(&in->oversized, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->st.oversized, 1,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&in->malformed, 1,
+					  memory_order_relaxed);
+	}
+	sl__router_log("warn", "msg=\"bad input skipped\" input=%s why=\"%s\"",
+		       in->name, why);
+	ct->malformed++;
+	if (r->opts.max_malformed && ct->malformed >= r->opts.max_malformed) {
+		atomic_fetch_add_explicit(&in->closed_bad, 1,
+					  memory_order_relaxed);
+		sl__router_log("warn",
+			       "msg=\"connection closed: too much bad input\" "
+			       "input=%s max_malformed=%u",
+			       in->name, r->opts.max_malformed);
+		return true;
+	}
+	return false;
+}
+
+/* Skip the rest of an oversized line: read up to and past the next LF. */
+static int
+skip_line(struct input *in, struct sl_conn *c)
+{
+	for (;;) {
+		struct sl_iobuf b;
+		const char *lf;
+		int r = sl_conn_peek(in->ctx, c, &b);
+
+		if (r <= 0)
+			return r ? r : -EPIPE;
+		lf = memchr(b.data, '\n', b.len);
+		if (lf) {
+			sl_conn_consume(c, (size_t)(lf - b.data) + 1);
+			return 0;
+		}
+		sl_conn_consume(c, b.len);
+	}
+}
+
+/* Skip @n bytes of an oversized frame. */
+static int
+skip_bytes(struct input *in, struct sl_conn *c, uint64_t n)
+{
+	while (n) {
+		struct sl_iobuf b;
+		size_t take;
+		int r = sl_conn_peek(in->ctx, c, &b);
+
+		if (r <= 0)
+			return r ? r : -EPIPE;
+		take = b.len < n ? b.len : (size_t)n;
+		sl_conn_consume(c, take);
+		n -= take;
+	}
+	return 0;
+}
+
+static int
+input_route(struct conn_task *ct, struct sl_event *e)
+{
+	struct input *in = ct->in;
+	int r = sl__route_event(in->r, in->ctx, e);
+
+	if (r < 0)
+		return r;
+	atomic_fetch_add_explicit(&in->events, 1, memory_order_relaxed);
+	ct->accepted++;
+	if (ct->ack_every && ct->accepted % ct->ack_every == 0) {
+		char ack[SL_FRAME_HEADER + 8];
+		size_t n = sl_frame_encode_ack(ct->accepted, ack, sizeof(ack));
+		ssize_t s = sl_conn_send(in->ctx, ct->c, ack, n);
+
+		if (s < 0)
+			return (int)s;
+	}
+	return 0;
+}
+
+static int
+serve_lines(struct conn_task *ct, struct sl_reader *rd)
+{
+	struct input *in = ct->in;
+	const struct sl_wire_limits *lim = &in->r->opts.limits;
+
+	for (;;) {
+		struct sl_event *e;
+		const char *line, *why = NULL;
+		ssize_t n = sl_reader_line(in->ctx, rd, '\n', &line);
+		int r;
+
+		if (n == -EMSGSIZE) {
+			if (input_bad(ct, -EMSGSIZE,
+				      "line longer than line_max"))
+				return 0;
+			r = skip_line(in, ct->c);
+			if (r)
+				return r;
+			continue;
+		}
+		if (n <= 0)
+			return (int)n;
+		atomic_fetch_add_explicit(&in->bytes, (uint64_t)n,
+					  memory_order_relaxed);
+		r = sl_line_decode(line, (size_t)n, lim, &e, &why);
+		if (r == -ENOMEM)
+			return r;
+		if (r) {
+			if (input_bad(ct, r, why))
+				return 0;
+			continue;
+		}
+		if (!e)
+			continue; /* an empty line */
+		r = input_route(ct, e);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int
+serve_frames(struct conn_task *ct, struct sl_reader *rd)
+{
+	struct input *in = ct->in;
+	const struct sl_wire_limits *lim = &in->r->opts.limits;
+
+	for (;;) {
+		struct sl_frame f;
+		const char *hdr, *body, *why = NULL;
+		char head[4];
+		ssize_t n = sl_reader_exact(in->ctx, rd, 4, &hdr);
+		long total;
+		int r;
+
+		if (n <= 0)
+			return (int)n;
+		memcpy(head, hdr, 4);
+		total = sl_frame_length(head, 4, lim, &why);
+		if (total == -EMSGSIZE) {
+			uint64_t len = ((uint64_t)(uint8_t)head[0] << 24) |
+				       ((uint64_t)(uint8_t)head[1] << 16) |
+				       ((uint64_t)(uint8_t)head[2] << 8) |
+				       (uint64_t)(uint8_t)head[3];
+
+			if (input_bad(ct, -EMSGSIZE, why))
+				return 0;
+			r = skip_bytes(in, ct->c, len);
+			if (r)
+				return r;
+			continue;
+		}
+		if (total < 0) {
+			/* A length that cannot be a frame: the stream cannot
+			 * be resynchronised, so the connection ends. */
+			input_bad(ct, (int)total, why);
+			return 0;
+		}
+		n = sl_reader_exact(in->ctx, rd, (size_t)total - 4, &body);
+		if (n <= 0)
+			return n ? (int)n : -EPIPE;
+		atomic_fetch_add_explicit(&in->bytes, (uint64_t)total,
+					  memory_order_relaxed);
+
+		/* The decoder wants the whole frame in one piece. */
+		{
+			char *whole = mi_malloc((size_t)total);
+
+			if (!whole)
+				return -ENOMEM;
+			memcpy(whole, head, 4);
+			memcpy(whole + 4, body, (size_t)total - 4);
+			r = sl_frame_decode(whole, (size_t)total, lim, &f,
+					    &why);
+			mi_free(whole);
+		}
+		if (r == -ENOMEM)
+			return r;
+		if (r) {
+			if (input_bad(ct, r, why))
+				return 0;
+			continue;
+		}
+		if (f.type == SL_FRAME_HELLO) {
+			ct->ack_every = f.ack_every;
+			continue;
+		}
+		if (f.type != SL_FRAME_EVENT) {
+			if (input_bad(ct, -EBADMSG,
+				      "frame type not sent by producers"))
+				return 0;
+			continue;
+		}
+		r = input_route(ct, f.event);
+		if (r < 0)
+			return r;
+	}
+}
+
+static void
+conn_task(void *arg)
+{
+	struct conn_task *ct = arg;
+	struct input *in = ct->in;
+	const struct sl_wire_limits *lim = &in->r->opts.limits;
+	struct sl_reader rd;
+	int r;
+
+	sl_reader_init(&rd, ct->c, in->cfg.frames ? lim->frame_max
+						  : lim->line_max);
+	r = in->cfg.frames ? serve_frames(ct, &rd) : serve_lines(ct, &rd);
+	if (r < 0 && r != -ECANCELED && r != -ECONNRESET && r != -EPIPE)
+		sl__router_log("info",
+			       "msg=\"connection ended\" input=%s err=\"%s\"",
+			       in->name, sl_strerror(r));
+	sl_reader_fini(&rd);
+	sl_conn_close(ct->c);
+	atomic_fetch_add_explicit(&in->r->st.conns_closed, 1,
+				  memory_order_relaxed);
+	mi_free(ct);
+	sl_waitgroup_done(&in->wg);
+}
+
+static void
+accept_task(void *arg)
+{
+	struct input *in = arg;
+
+	for (;;) {
+		struct conn_task *ct;
+		struct sl_conn *c;
+		int r = sl_listener_accept(in->ctx, in->l, &c);
+
+		if (r)
+			break; /* stopped */
+		ct = mi_zalloc(sizeof(*ct));
+		if (!ct) {
+			sl_conn_close(c);
+			continue;
+		}
+		ct->in = in;
+		ct->c = c;
+		atomic_fetch_add_explicit(&in->conns, 1, memory_order_relaxed);
+		sl_waitgroup_add(&in->wg, 1);
+		if (sl_task_spawn(conn_task, ct,
+				  &(struct sl_task_opts){.name = "conn",
+							 .proc = -1},
+				  NULL)) {
+			sl_waitgroup_done(&in->wg);
+			sl_conn_close(c);
+			mi_free(ct);
+		}
+	}
+	sl_waitgroup_done(&in->wg);
+}
+
+/* A datagram holds one or more lines, or one or more frames. */
+static void
+dgram_task(void *arg)
+{
+	struct input *in = arg;
+	const struct sl_wire_limits *lim = &in->r->opts.limits;
+	struct conn_task ct = {.in = in};
+
+	for (;;) {
+		struct sl_datagram dg;
+		const char *p, *end, *why = NULL;
+		int r = sl_dgram_recv(in->ctx, in->d, &dg);
+
+		if (r)
+			break;
+		atomic_fetch_add_explicit(&in->bytes, dg.len,
+					  memory_order_relaxed);
+		ct.malformed = 0; /* per datagram: no connection to close */
+		if (dg.truncated) {
+			input_bad(&ct, -EMSGSIZE,
+				  "datagram larger than a receive buffer");
+			sl_dgram_release(in->d, &dg);
+			continue;
+		}
+		p = dg.data;
+		end = dg.data + dg.len;
+		while (p < end) {
+			struct sl_event *e = NULL;
+			size_t len;
+
+			if (in->cfg.frames) {
+				long total = sl_frame_length(p, (size_t)(end - p),
+							     lim, &why);
+				struct sl_frame f;
+
+				if (total <= 0 || total > end - p) {
+					input_bad(&ct, total < 0 ? (int)total
+								 : -EBADMSG,
+						  why ? why
+						      : "frame cut short");
+					break;
+				}
+				len = (size_t)total;
+				r = sl_frame_decode(p, len, lim, &f, &why);
+				e = r == 0 && f.type == SL_FRAME_EVENT
+					    ? f.event
+					    : NULL;
+				if (r == 0 && !e)
+					r = -EBADMSG, why = "not an event";
+			} else {
+				const char *lf = memchr(p, '\n',
+							(size_t)(end - p));
+
+				len = lf ? (size_t)(lf - p) + 1
+					 : (size_t)(end - p);
+				r = sl_line_decode(p, len, lim, &e, &why);
+			}
+			p += len;
+			if (r) {
+				input_bad(&ct, r, why);
+				continue;
+			}
+			if (e && sl__route_event(in->r, in->ctx, e) >= 0)
+				atomic_fetch_add_explicit(&in->events, 1,
+							  memory_order_relaxed);
+		}
+		sl_dgram_release(in->d, &dg);
+	}
+	sl_waitgroup_done(&in->wg);
+}
+
+int
+sluice_add_input(struct sluice *r, const struct sluice_input *cfg)
+{
+	struct sl_listen_opts lo;
+	struct input *in;
+	char addr[128];
+	int rc;
+
+	if (!cfg->name || !cfg->addr)
+		return -EINVAL;
+	in = mi_zalloc(sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->r = r;
+	in->cfg = *cfg;
+	in->name = mi_strdup(cfg->name);
+	if (cfg->type == SLUICE_INPUT_UNIX ||
+	    cfg->type == SLUICE_INPUT_UNIX_DGRAM)
+		snprintf(addr, sizeof(addr), "%s%s",
+			 strncmp(cfg->addr, "unix:", 5) ? "unix:" : "",
+			 cfg->addr);
+	else
+		snprintf(addr, sizeof(addr), "%s", cfg->addr);
+	in->addr = mi_strdup(addr);
+	sl_waitgroup_init(&in->wg);
+	rc = sl_context_with_cancel(sl_context_background(), &in->ctx);
+	if (rc || !in->name || !in->addr)
+		goto fail;
+
+	switch (cfg->type) {
+	case SLUICE_INPUT_TCP:
+	case SLUICE_INPUT_UNIX:
+		sl_listen_opts_default(&lo);
+		lo.max_conns = cfg->max_conns;
+		rc = sl_listen(in->addr, &lo, &in->l);
+		if (rc)
+			goto fail;
+		sl_listener_addr(in->l, &in->bound);
+		sl_waitgroup_add(&in->wg, 1);
+		rc = sl_task_spawn(accept_task, in,
+				   &(struct sl_task_opts){.name = "accept",
+							  .proc = -1},
+				   NULL);
+		if (rc) {
+			sl_waitgroup_done(&in->wg);
+			goto fail;
+		}
+		break;
+	case SLUICE_INPUT_UDP:
+	case SLUICE_INPUT_UNIX_DGRAM:
+		rc = sl_dgram_open(in->addr, 0, NULL, &in->d);
+		if (rc)
+			goto fail;
+		sl_dgram_addr(in->d, &in->bound);
+		for (unsigned i = 0; i < r->nprocs; i++) {
+			sl_waitgroup_add(&in->wg, 1);
+			if (sl_task_spawn(dgram_task, in,
+					  &(struct sl_task_opts){
+						  .name = "dgram",
+						  .proc = (int)i},
+					  NULL))
+				sl_waitgroup_done(&in->wg);
+		}
+		break;
+	default:
+		rc = -EINVAL;
+		goto fail;
+	}
+
+	sl_mutex_lock(&r->admin);
+	in->next = r->inputs;
+	r->inputs = in;
+	sl_mutex_unlock(&r->admin);
+	return 0;
+fail:
+	if (in->ctx)
+		sl_context_release(in->ctx);
+	mi_free(in->name);
+	mi_free(in->addr);
+	mi_free(in);
+	return rc;
+}
+
+int
+sluice_input_addr(struct sluice *r, const char *name, char *buf, size_t len)
+{
+	int rc = -ENOENT;
+
+	sl_mutex_lock(&r->admin);
+	for (struct input *in = r->inputs; in; in = in->next)
+		if (!strcmp(in->name, name)) {
+			sl_addr_format(&in->bound, buf, len);
+			rc = 0;
+			break;
+		}
+	sl_mutex_unlock(&r->admin);
+	return rc;
+}
+
+void
+sl__inputs_stop(struct sluice *r)
+{
+	sl_mutex_lock(&r->admin);
+	for (struct input *in = r->inputs; in; in = in->next) {
+		/* Stop accepting and reading; tasks parked in a receive or
+		 * in routing see the cancellation and end. */
+		sl_context_cancel(in->ctx);
+		if (in->l) {
+			sl_listener_close(in->l);
+			in->l = NULL;
+		}
+	}
+	for (struct input *in = r->inputs; in; in = in->next) {
+		sl_waitgroup_wait(&in->wg);
+		if (in->d) {
+			sl_dgram_close(in->d);
+			in->d = NULL;
+		}
+	}
+	sl_mutex_unlock(&r->admin);
+}
+
+void
+sl__inputs_free(struct sluice *r)
+{
+	while (r->inputs) {
+		struct input *in = r->inputs;
+
+		r->inputs = in->next;
+		sl_context_release(in->ctx);
+		mi_free(in->name);
+		mi_free(in->addr);
+		mi_free(in);
+	}
+}
+
+void
+sl__inputs_metrics(struct sluice *r, FILE *out)
+{
+	fprintf(out, "# HELP sluice_input_events_total Events accepted, "
+		     "by input.\n# TYPE sluice_input_events_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out, "sluice_input_events_total{input=\"%s\"} %llu\n",
+			in->name, (unsigned long long)atomic_load(&in->events));
+	fprintf(out, "# HELP sluice_input_bytes_total Bytes decoded, by "
+		     "input.\n# TYPE sluice_input_bytes_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out, "sluice_input_bytes_total{input=\"%s\"} %llu\n",
+			in->name, (unsigned long long)atomic_load(&in->bytes));
+	fprintf(out, "# HELP sluice_input_malformed_total Malformed lines "
+		     "or frames, by input.\n"
+		     "# TYPE sluice_input_malformed_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out,
+			"sluice_input_malformed_total{input=\"%s\"} %llu\n",
+			in->name,
+			(unsigned long long)atomic_load(&in->malformed));
+	fprintf(out, "# HELP sluice_input_oversized_total Lines or frames "
+		     "past their limit, by input.\n"
+		     "# TYPE sluice_input_oversized_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out,
+			"sluice_input_oversized_total{input=\"%s\"} %llu\n",
+			in->name,
+			(unsigned long long)atomic_load(&in->oversized));
+	fprintf(out, "# HELP sluice_input_connections_total Connections "
+		     "accepted, by input.\n"
+		     "# TYPE sluice_input_connections_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out,
+			"sluice_input_connections_total{input=\"%s\"} %llu\n",
+			in->name, (unsigned long long)atomic_load(&in->conns));
+	fprintf(out, "# HELP sluice_input_closed_bad_total Connections closed "
+		     "for bad input, by input.\n"
+		     "# TYPE sluice_input_closed_bad_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next)
+		fprintf(out,
+			"sluice_input_closed_bad_total{input=\"%s\"} %llu\n",
+			in->name,
+			(unsigned long long)atomic_load(&in->closed_bad));
+}
