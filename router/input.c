@@ -364,8 +364,10 @@ dgram_task(void *arg)
 				e = r == 0 && f.type == SL_FRAME_EVENT
 					    ? f.event
 					    : NULL;
-				if (r == 0 && !e)
-					r = -EBADMSG, why = "not an event";
+				if (r == 0 && !e) {
+					r = -EBADMSG;
+					why = "not an event";
+				}
 			} else {
 				const char *lf = memchr(p, '\n',
 							(size_t)(end - p));

@@ -28,7 +28,9 @@ struct sl_route_rule {
 	enum sl_match how;
 	const char *kind;	/* the pattern (ignored for ANY) */
 	const char *key_prefix;	/* NULL or "": every key */
-	/* The route for events no other rule matches (at most one). */
+	/* The route for events no other rule matches (at most one).  It
+	 * takes exactly those events; its own match fields are not used and
+	 * must be left empty. */
 	bool is_default;
 };
 

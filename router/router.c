@@ -667,7 +667,7 @@ out:
 int
 sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 {
-	uint32_t matches[16];
+	uint32_t small[16], *matches = small;
 	size_t n, sent = 0;
 	struct table *t;
 	uint32_t idx;
@@ -682,8 +682,22 @@ sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 			       sl_event_key(e), e->key_len, matches,
 			       SL_ARRAY_SIZE(matches))
 	      : 0;
-	if (n > SL_ARRAY_SIZE(matches))
-		n = SL_ARRAY_SIZE(matches);
+	if (n > SL_ARRAY_SIZE(small)) {
+		/* Rare: more routes than the stack array holds. */
+		matches = mi_malloc(n * sizeof(*matches));
+		if (matches)
+			sl_route_match(t->rt, sl_event_kind(e), e->kind_len,
+				       sl_event_key(e), e->key_len, matches,
+				       n);
+		else {
+			sl__router_log("error",
+				       "msg=\"no memory for matches; event "
+				       "goes to the first %zu routes only\"",
+				       SL_ARRAY_SIZE(small));
+			n = SL_ARRAY_SIZE(small);
+			matches = small;
+		}
+	}
 	if (n == 0)
 		atomic_fetch_add_explicit(&r->st.unmatched, 1,
 					  memory_order_relaxed);
@@ -704,6 +718,8 @@ sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 		sent++;
 	}
 	sl_srcu_read_unlock(&r->srcu, idx);
+	if (matches != small)
+		mi_free(matches);
 	if (n == 0)
 		sl_event_unref(e);
 	if (sent)
