@@ -537,9 +537,8 @@ sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 	rules = mi_calloc(n ? n : 1, sizeof(*rules));
 	old_sinks = mi_calloc(n ? n : 1, sizeof(*old_sinks));
 	if (!rules || !old_sinks) {
-		mi_free(rules);
-		mi_free(old_sinks);
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto early;
 	}
 	for (size_t i = 0; i < n; i++) {
 		rules[i] = (struct sl_route_rule){
@@ -552,9 +551,8 @@ sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 		if (!routes[i].sink) {
 			snprintf(err, errlen, "route %s: no sink",
 				 routes[i].name ? routes[i].name : "(unnamed)");
-			mi_free(rules);
-			mi_free(old_sinks);
-			return -EINVAL;
+			rc = -EINVAL;
+			goto early;
 		}
 	}
 
@@ -655,6 +653,7 @@ out:
 	}
 	table_free(t);
 	sl_mutex_unlock(&r->admin);
+early:
 	mi_free(old_sinks);
 	mi_free(rules);
 	for (size_t i = 0; i < n; i++)
@@ -680,7 +679,7 @@ sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 	t = atomic_load(&r->table);
 	n = t ? sl_route_match(t->rt, sl_event_kind(e), e->kind_len,
 			       sl_event_key(e), e->key_len, matches,
-			       SL_ARRAY_SIZE(matches))
+			       SL_ARRAY_SIZE(small))
 	      : 0;
 	if (n > SL_ARRAY_SIZE(small)) {
 		/* Rare: more routes than the stack array holds. */
