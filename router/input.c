@@ -225,18 +225,7 @@ serve_frames(struct conn_task *ct, struct sl_reader *rd)
 		atomic_fetch_add_explicit(&in->bytes, (uint64_t)total,
 					  memory_order_relaxed);
 
-		/* The decoder wants the whole frame in one piece. */
-		{
-			char *whole = mi_malloc((size_t)total);
-
-			if (!whole)
-				return -ENOMEM;
-			memcpy(whole, head, 4);
-			memcpy(whole + 4, body, (size_t)total - 4);
-			r = sl_frame_decode(whole, (size_t)total, lim, &f,
-					    &why);
-			mi_free(whole);
-		}
+		r = sl_frame_decode_body(body, (size_t)total - 4, lim, &f, &why);
 		if (r == -ENOMEM)
 			return r;
 		if (r) {

@@ -613,12 +613,8 @@ int
 sl_frame_decode(const char *buf, size_t len, const struct sl_wire_limits *lim,
 		struct sl_frame *out, const char **why)
 {
-	const unsigned char *p = (const unsigned char *)buf;
-	const unsigned char *body;
 	const char *ignored;
 	long total;
-	size_t n;
-	int err;
 
 	if (!why)
 		why = &ignored;
@@ -636,9 +632,30 @@ sl_frame_decode(const char *buf, size_t len, const struct sl_wire_limits *lim,
 		return -EBADMSG;
 	}
 
-	body = p + SL_FRAME_HEADER;
-	n = len - SL_FRAME_HEADER;
-	switch (p[4]) {
+	return sl_frame_decode_body(buf + 4, len - 4, lim, out, why);
+}
+
+int
+sl_frame_decode_body(const char *buf, size_t len,
+		     const struct sl_wire_limits *lim, struct sl_frame *out,
+		     const char **why)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	const unsigned char *body = p + 1;
+	const char *ignored;
+	size_t n;
+	int err;
+
+	if (!why)
+		why = &ignored;
+	memset(out, 0, sizeof(*out));
+	if (len == 0) {
+		*why = "frame has no type byte";
+		return -EBADMSG;
+	}
+	n = len - 1;
+
+	switch (p[0]) {
 	case SL_FRAME_EVENT:
 		err = frame_decode_event(body, n, lim, out, why);
 		if (err)
@@ -659,10 +676,10 @@ sl_frame_decode(const char *buf, size_t len, const struct sl_wire_limits *lim,
 		out->accepted = be64_get(body);
 		break;
 	default:
-		*why = frame_bad_type[p[4]];
+		*why = frame_bad_type[p[0]];
 		return -EBADMSG;
 	}
-	out->type = p[4];
+	out->type = p[0];
 	return 0;
 }
 

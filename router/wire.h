@@ -91,6 +91,17 @@ int sl_frame_decode(const char *buf, size_t len,
 		    const struct sl_wire_limits *lim, struct sl_frame *out,
 		    const char **why);
 
+/**
+ * sl_frame_decode_body() - decode a frame whose length field has already
+ * been read and checked: @buf is the type byte and the body, @len their
+ * length (the length field's value).  Lets a reader that holds the four
+ * length bytes apart from the rest decode in place, without a copy.
+ * Return: as sl_frame_decode().
+ */
+int sl_frame_decode_body(const char *buf, size_t len,
+			 const struct sl_wire_limits *lim,
+			 struct sl_frame *out, const char **why);
+
 /* Encoders; each returns the bytes written, or the bytes needed if > cap. */
 size_t sl_frame_encode_event(const struct sl_event *e, char *buf, size_t cap);
 size_t sl_frame_encode_hello(uint32_t ack_every, char *buf, size_t cap);
