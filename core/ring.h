@@ -128,6 +128,7 @@ sl__ring_seq(unsigned char *slot)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Warray-bounds"
 #pragma GCC diagnostic ignored "-Wstringop-overread"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 #endif
 SL_INLINE void
 sl__ring_copy(void *dst, const void *src, uint32_t n)

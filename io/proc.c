@@ -303,7 +303,7 @@ struct sl__io_proc *
 sl__io_proc_get(int *err)
 {
 	struct sl__proc *p = sl__proc_current();
-	struct sl__io_proc *ip;
+	struct sl__io_proc *ip = NULL;
 	int r;
 
 	if (SL_UNLIKELY(!p)) {

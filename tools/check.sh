@@ -19,7 +19,7 @@ configure() {
 	local name=$1 dir=build-$1
 	case "$name" in
 	plain) CC=gcc cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-		-DSLUICE_WERROR=ON ;;
+		-DSLUICE_WERROR=ON -DCMAKE_INSTALL_PREFIX=/usr ;;
 	asan) CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DSLUICE_WERROR=ON -DSLUICE_SANITIZE=address ;;
 	tsan) CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -9,7 +9,7 @@ set -euo pipefail
 group=${1:-test}
 core=(build-essential cmake pkg-config liburing-dev libnuma-dev
       libmimalloc-dev libxxhash-dev libyaml-dev)
-test=(clang libclang-rt-dev libcmocka-dev)
+test=(clang libclang-rt-dev libcmocka-dev dpkg-dev systemd)
 bench=(golang-go libck-dev dpdk-dev)
 
 case "$group" in
