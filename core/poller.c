@@ -119,6 +119,19 @@ poller_probe_msg_ring(struct io_uring *ring)
 	return ok;
 }
 
+/* Whether a ring without SQPOLL can be set up: tells a refused SQPOLL
+ * apart from io_uring refused altogether. */
+static bool
+poller_plain_ring_works(const struct sl_runtime_opts *o)
+{
+	struct io_uring ring;
+
+	if (io_uring_queue_init(o->ring_entries, &ring, 0) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
 int
 sl__poller_init(struct sl__proc *p, char *err, size_t errlen)
 {
@@ -128,7 +141,7 @@ sl__poller_init(struct sl__proc *p, char *err, size_t errlen)
 
 	memset(&params, 0, sizeof(params));
 	params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-	params.cq_entries = o->ring_entries * 4;
+	params.cq_entries = o->cq_entries ? o->cq_entries : o->ring_entries * 4;
 	if (o->sqpoll) {
 		params.flags |= IORING_SETUP_SQPOLL;
 		params.sq_thread_idle = o->sqpoll_idle_ms;
@@ -143,6 +156,14 @@ sl__poller_init(struct sl__proc *p, char *err, size_t errlen)
 		params.flags &= ~(unsigned)IORING_SETUP_SUBMIT_ALL;
 		r = io_uring_queue_init_params(o->ring_entries, &p->ring,
 					       &params);
+	}
+	if (r == -EPERM && o->sqpoll && poller_plain_ring_works(o)) {
+		snprintf(err, errlen,
+			 "sqpoll: the kernel refused a polling ring (EPERM); "
+			 "before Linux 5.11 SQPOLL needs CAP_SYS_NICE: grant "
+			 "it or turn sqpoll off");
+		p->ring.ring_fd = -1;
+		return r;
 	}
 	if (r < 0) {
 		poller_explain(r, err, errlen);

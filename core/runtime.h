@@ -30,9 +30,26 @@ struct sl_runtime_opts {
 	bool pin;
 	/* Default task stack size in bytes (default 64 KiB, min 16 KiB). */
 	size_t stack_size;
+	/* The CPUs processors run on, as CPUs and ranges ("0-3,8"); NULL
+	 * or "" takes every CPU of the process's affinity mask.  A CPU that
+	 * is offline or outside that mask is refused at start-up. */
+	const char *cpus;
+	/* Memory placement: "local" (NULL, the default: each processor's
+	 * memory and stacks on its CPU's node), "interleave" (every page
+	 * spread over all nodes), or a list of nodes ("0" or "0-1"):
+	 * processors run only on those nodes' CPUs and memory comes only
+	 * from them.  A node that does not exist is refused. */
+	const char *numa;
 	/* Entries in each processor's io_uring submission queue (default
-	 * 256); the completion queue is four times larger. */
+	 * 256, at most 32768). */
 	unsigned ring_entries;
+	/* Entries in its completion queue (0: four times ring_entries; at
+	 * least ring_entries, at most 65536). */
+	unsigned cq_entries;
+	/* Back the heap with 2 MiB pages (mimalloc's large OS pages):
+	 * fewer TLB misses for large fold queues.  Refused where neither
+	 * transparent huge pages nor reserved huge pages are available. */
+	bool huge_pages;
 	/* Let the kernel poll each submission queue (IORING_SETUP_SQPOLL). */
 	bool sqpoll;
 	/* CPU for the SQPOLL threads, or -1 to let the kernel choose. */

@@ -1926,27 +1926,12 @@ runtime_fail(int err, const char *fmt, ...)
 	return err;
 }
 
-/* The CPUs we may run on, in order; returns how many. */
-static unsigned
-usable_cpus(int *cpus, unsigned max)
-{
-	cpu_set_t set;
-	unsigned n = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
-		cpus[0] = -1;
-		return 1;
-	}
-	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
-		if (CPU_ISSET(c, &set))
-			cpus[n++] = c;
-	return n ? n : 1;
-}
-
 static int
 runtime_config(const struct sl_runtime_opts *opts, int *cpus, unsigned *ncpus)
 {
 	const char *env = getenv("SLUICE_PROCS");
+	char why[256];
+	int err;
 
 	if (opts)
 		sl__rt.opts = *opts;
@@ -1959,8 +1944,21 @@ runtime_config(const struct sl_runtime_opts *opts, int *cpus, unsigned *ncpus)
 	sl__rt.opts.stack_size = (sl__rt.opts.stack_size + 4095) & ~4095ul;
 	if (sl__rt.opts.ring_entries == 0)
 		sl__rt.opts.ring_entries = 256;
+	if (sl__rt.opts.ring_entries > 32768)
+		return runtime_fail(-EINVAL, "ring_entries %u: at most 32768",
+				    sl__rt.opts.ring_entries);
+	if (sl__rt.opts.cq_entries == 0)
+		sl__rt.opts.cq_entries = 4 * sl__rt.opts.ring_entries;
+	if (sl__rt.opts.cq_entries < sl__rt.opts.ring_entries ||
+	    sl__rt.opts.cq_entries > 65536)
+		return runtime_fail(-EINVAL, "cq_entries %u: from ring_entries "
+				    "(%u) to 65536", sl__rt.opts.cq_entries,
+				    sl__rt.opts.ring_entries);
 
-	*ncpus = usable_cpus(cpus, SL_MAX_PROCS);
+	err = sl__placement_cpus(&sl__rt.opts, cpus, SL_MAX_PROCS, ncpus,
+				 why, sizeof(why));
+	if (err)
+		return runtime_fail(err, "%s", why);
 	sl__rt.nprocs = sl__rt.opts.nprocs;
 	if (sl__rt.nprocs == 0 && env && *env) {
 		char *end;
@@ -1985,8 +1983,12 @@ runtime_numa_init(void)
 {
 	static _Atomic int said;
 
-	sl__rt.numa = numa_available() >= 0 && numa_max_node() > 0;
-	if (!sl__rt.numa && !atomic_exchange(&said, 1))
+	bool nodes = numa_available() >= 0 && numa_max_node() > 0;
+	const char *policy = sl__rt.opts.numa;
+
+	/* Interleaving leaves placement to the process's policy. */
+	sl__rt.numa = nodes && !(policy && strcmp(policy, "interleave") == 0);
+	if (!nodes && !atomic_exchange(&said, 1))
 		fprintf(stderr,
 			"sluice: level=info subsys=sched msg=\"%s; memory is "
 			"placed without NUMA policy\"\n",
@@ -2169,7 +2171,12 @@ runtime_init(const int *cpus, unsigned ncpus)
 	pthread_condattr_t ca;
 	int err = 0;
 
+	char why[256];
+
 	runtime_numa_init();
+	err = sl__placement_memory(&sl__rt.opts, why, sizeof(why));
+	if (err)
+		return runtime_fail(err, "%s", why);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&sl__rt.mon_mu, NULL);

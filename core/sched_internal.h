@@ -407,7 +407,7 @@ struct sl__sched {
 	struct sl_runtime_opts opts;
 	unsigned nprocs;
 	struct sl__proc *procs[SL_MAX_PROCS];
-	bool numa;
+	bool numa;		/* place memory by its processor's node */
 	bool msg_ring;
 
 	/* Global run queue, idle processors and spare machines. */
@@ -533,6 +533,18 @@ void sl__io_proc_fini(struct sl__proc *p) __attribute__((weak));
 
 /* The poller (poller.c). */
 int sl__poller_init(struct sl__proc *p, char *err, size_t errlen);
+
+/*
+ * Placement (placement.c).  sl__placement_cpus() checks the CPU set, the
+ * SQPOLL CPU and a node list against the machine and fills @cpus with the
+ * CPUs processors may take (binding memory to listed nodes);
+ * sl__placement_memory() applies interleaving and huge pages.  Each
+ * returns 0 or -EINVAL with the reason in @why.
+ */
+int sl__placement_cpus(const struct sl_runtime_opts *o, int *cpus,
+		       unsigned max, unsigned *ncpus, char *why, size_t whylen);
+int sl__placement_memory(const struct sl_runtime_opts *o, char *why,
+			 size_t whylen);
 void sl__poller_destroy(struct sl__proc *p);
 /* Reap completions without waiting; returns the number handled. */
 unsigned sl__poller_reap(struct sl__proc *p);
