@@ -1,0 +1,3 @@
+module sluice-bench-router
+
+go 1.19
