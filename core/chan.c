@@ -583,6 +583,94 @@ sl_chan_try_recv(struct sl_chan *ch, void *out)
 	return try_recv(ch, out) == 0;
 }
 
+/* After @k elements moved, wake up to @k waiters of @q: one per element,
+ * as @k single operations would have. */
+static void
+wake_after_burst(struct sl_chan *ch, struct sl__waitq *q,
+		 _Atomic uint32_t *count, unsigned k)
+{
+	SL_FENCE_SEQ_CST(); /* I2 (2), as wake_after() */
+	for (unsigned i = 0; i < k; i++) {
+		if (SL_LIKELY(!atomic_load_explicit(count,
+						    memory_order_relaxed)))
+			return;
+		wake_one(ch, q, count);
+	}
+}
+
+static inline unsigned
+burst_clamp(size_t n)
+{
+	return n > UINT32_MAX ? UINT32_MAX : (unsigned)n;
+}
+
+ssize_t
+sl_chan_send_burst_ctx(struct sl_context *ctx, struct sl_chan *ch,
+		       const void *elems, size_t n)
+{
+	const char *p = elems;
+	size_t done = 0;
+
+	while (done < n) {
+		unsigned k = 0;
+		int r;
+
+		if (ch->ring)
+			k = sl_ring_enqueue_burst(ch->ring,
+						  p + done * ch->elem_size,
+						  burst_clamp(n - done));
+		if (k) {
+			done += k;
+			wake_after_burst(ch, &ch->recvq, &ch->nrecvw, k);
+			continue;
+		}
+
+		/* Full (or a rendezvous channel, or closed): one element the
+		 * ordinary way, parking until there is room. */
+		r = sl_chan_send_ctx(ctx, ch, p + done * ch->elem_size);
+		if (r)
+			return done ? (ssize_t)done : r;
+		done++;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t
+sl_chan_recv_burst_ctx(struct sl_context *ctx, struct sl_chan *ch, void *out,
+		       size_t max)
+{
+	char *p = out;
+	size_t got;
+	unsigned k;
+	int r;
+
+	if (max == 0)
+		return 0;
+	if (ch->ring) {
+		k = sl_ring_dequeue_burst(ch->ring, p, burst_clamp(max));
+		if (k) {
+			wake_after_burst(ch, &ch->sendq, &ch->nsendw, k);
+			return k;
+		}
+	}
+
+	/* Empty: wait for one element, then take what else is there. */
+	r = sl_chan_recv_ctx(ctx, ch, p);
+	if (r)
+		return r;
+	got = 1;
+	if (ch->ring) {
+		k = sl_ring_dequeue_burst(ch->ring, p + ch->elem_size,
+					  burst_clamp(max - 1));
+		if (k)
+			wake_after_burst(ch, &ch->sendq, &ch->nsendw, k);
+		return (ssize_t)(got + k);
+	}
+	while (got < max && try_recv(ch, p + got * ch->elem_size) == 0)
+		got++;
+	return (ssize_t)got;
+}
+
 /* Take every waiter off @q, claiming those still free; returns them as a
  * list through their next pointers. */
 static struct sl__waiter *

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/base.h"
 
@@ -73,6 +74,29 @@ bool sl_chan_try_send(struct sl_chan *ch, const void *elem);
 
 /** sl_chan_try_recv() - receive without blocking; false if none was ready. */
 bool sl_chan_try_recv(struct sl_chan *ch, void *out);
+
+/**
+ * sl_chan_send_burst_ctx() - send the @n elements at @elems in order,
+ * parking while the channel is full.  A burst moves through the ring in
+ * as few claims as room allows and wakes as many receivers as elements it
+ * moved, so one call costs far less than @n sends.
+ *
+ * Return: @n; fewer if the channel closed or @ctx ended part-way (call
+ * again for the error); or, when nothing was sent, -EPIPE or @ctx's error.
+ */
+ssize_t sl_chan_send_burst_ctx(struct sl_context *ctx, struct sl_chan *ch,
+			       const void *elems, size_t n);
+
+/**
+ * sl_chan_recv_burst_ctx() - take up to @max elements into @out, parking
+ * only while the channel is empty: once one element is there, the call
+ * returns with it and whatever else is buffered.
+ *
+ * Return: the number taken (at least 1), or -EPIPE once the channel is
+ * closed and drained, or @ctx's error.
+ */
+ssize_t sl_chan_recv_burst_ctx(struct sl_context *ctx, struct sl_chan *ch,
+			       void *out, size_t max);
 
 /**
  * sl_chan_close() - close the channel.  Waiting senders fail with -EPIPE;

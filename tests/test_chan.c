@@ -902,13 +902,50 @@ struct chan_stress {
 	uint64_t per_producer;
 	struct harness_seen seen;
 	_Atomic uint64_t send_failures;
+	bool burst;		/* the burst calls instead of single ones */
 };
 
 struct stress_worker {
 	struct chan_stress *s;
 	unsigned id;
 	uint64_t last[STRESS_MAX_PRODUCERS];
+	char buf[23 * sizeof(struct stress_item)];	/* burst receives */
+	unsigned have, next;
 };
+
+#define STRESS_BURST_MAX 37
+
+/* Bursts of 1 to STRESS_BURST_MAX elements, the size varying. */
+static void
+stress_produce_bursts(struct stress_worker *w, uint64_t first)
+{
+	struct chan_stress *s = w->s;
+	char buf[STRESS_BURST_MAX * sizeof(struct stress_item)];
+	uint64_t i = 0;
+	unsigned size = 1 + w->id;
+
+	while (i < s->per_producer) {
+		size_t n = size % STRESS_BURST_MAX + 1;
+		ssize_t sent;
+
+		if (n > s->per_producer - i)
+			n = (size_t)(s->per_producer - i);
+		for (size_t k = 0; k < n; k++) {
+			uint64_t v = first + i + k;
+			struct stress_item it = {v, ~v,
+						 v * 0x9e3779b97f4a7c15ull};
+
+			memcpy(buf + k * s->elem_size, &it, s->elem_size);
+		}
+		sent = sl_chan_send_burst_ctx(NULL, s->ch, buf, n);
+		if (sent != (ssize_t)n) {
+			atomic_fetch_add(&s->send_failures, 1);
+			return;
+		}
+		i += n;
+		size = size * 7 + 3;
+	}
+}
 
 static void
 stress_producer(void *arg)
@@ -917,6 +954,10 @@ stress_producer(void *arg)
 	struct chan_stress *s = w->s;
 	uint64_t first = w->id * s->per_producer;
 
+	if (s->burst) {
+		stress_produce_bursts(w, first);
+		return;
+	}
 	for (uint64_t i = 0; i < s->per_producer; i++) {
 		uint64_t v = first + i;
 		struct stress_item it = {v, ~v, v * 0x9e3779b97f4a7c15ull};
@@ -924,6 +965,34 @@ stress_producer(void *arg)
 		if (sl_chan_send(s->ch, &it) != 0)
 			atomic_fetch_add(&s->send_failures, 1);
 	}
+}
+
+/*
+ * The next element for a consumer: one receive, or the next of a burst
+ * received into the worker's buffer (of up to 23 elements, so that bursts
+ * in and out do not line up).
+ */
+static bool
+stress_next(struct stress_worker *w, struct stress_item *it)
+{
+	struct chan_stress *s = w->s;
+
+	if (!s->burst)
+		return sl_chan_recv(s->ch, it) == 0;
+	if (w->next == w->have) {
+		ssize_t n = sl_chan_recv_burst_ctx(NULL, s->ch, w->buf, 23);
+
+		if (n < 0) {
+			CHECK_ERR_EQ((int)n, -EPIPE);
+			return false;
+		}
+		CHECK(n >= 1 && n <= 23);
+		w->have = (unsigned)n;
+		w->next = 0;
+	}
+	memset(it, 0, sizeof(*it));
+	memcpy(it, w->buf + w->next++ * s->elem_size, s->elem_size);
+	return true;
 }
 
 static void
@@ -936,7 +1005,7 @@ stress_consumer(void *arg)
 	for (unsigned p = 0; p < STRESS_MAX_PRODUCERS; p++)
 		w->last[p] = NO_ITEM;
 
-	while (sl_chan_recv(s->ch, &it) == 0) {
+	while (stress_next(w, &it)) {
 		uint64_t producer = it.value / s->per_producer;
 
 		if (s->elem_size == sizeof(it)) {
@@ -992,8 +1061,8 @@ stress_main(void *arg)
 }
 
 static void
-chan_stress_run(size_t capacity, size_t elem_size, unsigned producers,
-		unsigned consumers, uint64_t items)
+chan_stress_run_as(size_t capacity, size_t elem_size, unsigned producers,
+		   unsigned consumers, uint64_t items, bool burst)
 {
 	struct chan_stress s = {
 		.capacity = capacity,
@@ -1001,6 +1070,7 @@ chan_stress_run(size_t capacity, size_t elem_size, unsigned producers,
 		.producers = producers,
 		.consumers = consumers,
 		.per_producer = items / producers,
+		.burst = burst,
 	};
 
 	assert_true(producers <= STRESS_MAX_PRODUCERS);
@@ -1012,6 +1082,77 @@ chan_stress_run(size_t capacity, size_t elem_size, unsigned producers,
 	harness_seen_assert_all(&s.seen);
 
 	harness_seen_free(&s.seen);
+}
+
+static void
+chan_stress_run(size_t capacity, size_t elem_size, unsigned producers,
+		unsigned consumers, uint64_t items)
+{
+	chan_stress_run_as(capacity, elem_size, producers, consumers, items,
+			   false);
+}
+
+static void
+burst_semantics_main(void *arg)
+{
+	struct sl_chan *ch = sl_chan_create(sizeof(uint64_t), 4);
+	struct sl_context *ctx;
+	uint64_t in[10], out[10];
+
+	(void)arg;
+	for (unsigned i = 0; i < 10; i++)
+		in[i] = 100 + i;
+
+	/* What fits goes in one call, and comes out in order. */
+	CHECK_INT_EQ(sl_chan_send_burst_ctx(NULL, ch, in, 3), 3);
+	CHECK_INT_EQ(sl_chan_recv_burst_ctx(NULL, ch, out, 10), 3);
+	for (unsigned i = 0; i < 3; i++)
+		CHECK_UINT_EQ(out[i], in[i]);
+
+	/* A burst larger than the room left stops where the context ends:
+	 * the count says how far it got, the next call gives the error. */
+	CHECK_ERR_EQ(sl_context_with_cancel(sl_context_background(), &ctx), 0);
+	sl_context_cancel(ctx);
+	CHECK_INT_EQ(sl_chan_send_burst_ctx(ctx, ch, in, 10), 4);
+	CHECK_INT_EQ(sl_chan_send_burst_ctx(ctx, ch, in + 4, 6), -ECANCELED);
+	sl_context_release(ctx);
+
+	/* A receive takes no more than asked for. */
+	CHECK_INT_EQ(sl_chan_recv_burst_ctx(NULL, ch, out, 2), 2);
+	CHECK_UINT_EQ(out[0], 100);
+	CHECK_UINT_EQ(out[1], 101);
+	CHECK_INT_EQ(sl_chan_recv_burst_ctx(NULL, ch, out, 0), 0);
+
+	/* Closed: receivers drain what is buffered, then see -EPIPE; a
+	 * burst send fails at once. */
+	CHECK_ERR_EQ(sl_chan_close(ch), 0);
+	CHECK_INT_EQ(sl_chan_send_burst_ctx(NULL, ch, in, 2), -EPIPE);
+	CHECK_INT_EQ(sl_chan_recv_burst_ctx(NULL, ch, out, 10), 2);
+	CHECK_UINT_EQ(out[0], 102);
+	CHECK_UINT_EQ(out[1], 103);
+	CHECK_INT_EQ(sl_chan_recv_burst_ctx(NULL, ch, out, 10), -EPIPE);
+	sl_chan_destroy(ch);
+}
+
+static void
+test_chan_burst_semantics(void **state)
+{
+	(void)state;
+	harness_run(1, burst_semantics_main, NULL);
+}
+
+static void
+test_chan_stress_bursts(void **state)
+{
+	(void)state;
+	/* Through the ring in bursts, a small ring that fills often, and a
+	 * rendezvous channel, where bursts fall back to single moves. */
+	chan_stress_run_as(1024, sizeof(uint64_t), 4, 4,
+			   HARNESS_SCALE(10000000, 1000000), true);
+	chan_stress_run_as(8, sizeof(struct stress_item), 8, 8,
+			   HARNESS_SCALE(4000000, 400000), true);
+	chan_stress_run_as(0, sizeof(uint64_t), 4, 4,
+			   HARNESS_SCALE(1000000, 100000), true);
 }
 
 static void
@@ -1065,6 +1206,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_chan_stress_rendezvous),
 		cmocka_unit_test(test_chan_stress_many_tasks_small_buffer),
 		cmocka_unit_test(test_chan_stress_many_tasks_rendezvous),
+		cmocka_unit_test(test_chan_burst_semantics),
+		cmocka_unit_test(test_chan_stress_bursts),
 	};
 
 	harness_init();
