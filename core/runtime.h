@@ -66,6 +66,10 @@ struct sl_runtime_opts {
 	 * sleeps in its ring (default 20 us, about one wake-up's cost; 0
 	 * sleeps at once). */
 	uint64_t idle_spin_ns;
+	/* Leave out the informational lines printed at start-up (such as
+	 * "one NUMA node"); warnings and errors are still printed.  Meant
+	 * for tools whose own output goes to the same terminal. */
+	bool quiet;
 };
 
 /** sl_runtime_opts_init() - fill @opts with the defaults. */

@@ -913,8 +913,17 @@ sl_task_yield(void)
 	if (!m || !m->curg)
 		return;
 	next = find_local(m->p);
-	if (!next)
+	if (!next) {
+		/*
+		 * Nothing else to run: the caller keeps the processor, but
+		 * the submissions queued so far must not wait for the next
+		 * schedule round, or a task that polls by yielding would
+		 * never see its own I/O start.
+		 */
+		if (m->p->sq_unsubmitted)
+			sl__poller_flush(m->p);
 		return;
+	}
 	task_switch_away(m, m->curg, next, post_yield, false);
 }
 
@@ -1988,7 +1997,7 @@ runtime_numa_init(void)
 
 	/* Interleaving leaves placement to the process's policy. */
 	sl__rt.numa = nodes && !(policy && strcmp(policy, "interleave") == 0);
-	if (!nodes && !atomic_exchange(&said, 1))
+	if (!nodes && !sl__rt.opts.quiet && !atomic_exchange(&said, 1))
 		fprintf(stderr,
 			"sluice: level=info subsys=sched msg=\"%s; memory is "
 			"placed without NUMA policy\"\n",
