@@ -48,6 +48,13 @@ sl__sock_apply(int fd, int family, const struct sl_sock_opts *o)
 	return 0;
 }
 
+/* The last hold on the connection is gone (sl__rx_release). */
+static void
+conn_free(struct sl__rx *rx)
+{
+	mi_free(SL_CONTAINER_OF(rx, struct sl_conn, rx));
+}
+
 struct sl_conn *
 sl__conn_new(int fd, int family, const struct sl_sock_opts *o)
 {
@@ -59,7 +66,7 @@ sl__conn_new(int fd, int family, const struct sl_sock_opts *o)
 	c->family = family;
 	c->rdeadline = SL_NO_DEADLINE;
 	c->wdeadline = SL_NO_DEADLINE;
-	sl__rx_init(&c->rx, fd, false, o->max_buffered, 0);
+	sl__rx_init(&c->rx, fd, false, o->max_buffered, 0, conn_free);
 	return c;
 }
 
@@ -377,7 +384,8 @@ sl_conn_close(struct sl_conn *c)
 	sl__close_fd(c->fd);
 	if (c->listener)
 		sl__listener_conn_gone(c->listener);
-	mi_free(c);
+	/* Freed now, or by a reader that close woke, as it leaves. */
+	sl__rx_release(&c->rx);
 }
 
 int

@@ -30,6 +30,13 @@ struct sl_dgram {
 	_Atomic uint64_t sent, send_errors;
 };
 
+/* The last hold on the socket is gone (sl__rx_release). */
+static void
+dgram_free(struct sl__rx *rx)
+{
+	mi_free(SL_CONTAINER_OF(rx, struct sl_dgram, rx));
+}
+
 int
 sl_dgram_open(const char *bind_addr, int family_hint,
 	      const struct sl_dgram_opts *opts, struct sl_dgram **out)
@@ -85,7 +92,7 @@ sl_dgram_open(const char *bind_addr, int family_hint,
 		d->unlink_path = a.u.un.sun_path[0] != '\0';
 	}
 	sl__rx_init(&d->rx, fd, true, 0,
-		    opts->max_queued ? opts->max_queued : 1024);
+		    opts->max_queued ? opts->max_queued : 1024, dgram_free);
 	d->rx.mh.msg_namelen = sizeof(struct sockaddr_storage);
 	d->rx.mh.msg_controllen = sizeof(d->control);
 	*out = d;
@@ -199,5 +206,6 @@ sl_dgram_close(struct sl_dgram *d)
 	sl__close_fd(d->fd);
 	if (d->unlink_path)
 		unlink(d->addr.u.un.sun_path);
-	mi_free(d);
+	/* Freed now, or by a reader that close woke, as it leaves. */
+	sl__rx_release(&d->rx);
 }

@@ -74,9 +74,14 @@ int sl_log_open(struct sl_context *ctx, const char *path,
 
 /**
  * sl_log_append() - append @len bytes and wait until they are durable.
+ * @ctx: checked before the record is queued: an ended context appends
+ *	nothing and returns its error (-ECANCELED, -ETIMEDOUT).  Once queued,
+ *	the record may already be in the kernel's hands, so the call waits
+ *	for its batch whatever @ctx does, and reports what happened to it.
  * @offset: if not NULL, where the record starts in the file.
  *
- * Return: 0; the error of the write or sync of the record's batch; or,
+ * Return: 0; the context's error (nothing appended); the error of the
+ * write or sync of the record's batch; or,
  * once any write or sync of the log has failed, that error again for
  * every later append.  A failed sync is not retried: after one, the
  * kernel may have dropped the dirty pages, so the file's contents past the

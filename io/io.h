@@ -44,8 +44,12 @@ struct sl_io_opts {
  * sl_io_configure() - set the I/O layer's options, before it is first used.
  * @opts: NULL for the defaults.
  *
- * Return: 0, -EINVAL for an option out of range, or -EBUSY once some
- * processor has already set up its buffers.
+ * Call it before sl_runtime_run(), or from a task before the first
+ * receive.  The options are fixed while any processor has its receive
+ * buffers, and free to change again once the runtime has ended.
+ *
+ * Return: 0, -EINVAL for an option out of range, or -EBUSY while some
+ * processor has its buffers set up.
  */
 int sl_io_configure(const struct sl_io_opts *opts);
 

@@ -28,9 +28,14 @@ struct sl__io_op {
 	struct sl__completion tc;	/* its linked timeout's */
 	struct sl__completion cc;	/* posts the cancel to @proc */
 	struct sl__wait w;
+	/* The wait the task parks on now: @w, or after a cancel a second
+	 * one (io_op_settle wakes through this). */
+	struct sl__wait *_Atomic wake;
 	struct sl__proc *proc;		/* whose ring holds the request */
 	struct __kernel_timespec ts;
 	_Atomic int pending;
+	/* Times the count reached zero and that handler let go of this. */
+	_Atomic uint32_t settled;
 	int res;
 	uint32_t flags;
 	int tres;
@@ -90,7 +95,7 @@ struct sl__io_proc {
 
 	struct {
 		_Atomic uint64_t ops, cancels, timeouts, enobufs, grows;
-		_Atomic uint64_t stalls, rearms;
+		_Atomic uint64_t stalls, rearms, bufs;
 	} st;
 };
 
@@ -101,7 +106,15 @@ struct sl__io_stall {
 	void (*resume)(struct sl__io_stall *s, struct sl__io_proc *ip);
 };
 
-/* The calling task's processor's I/O state, set up on first use. */
+/*
+ * @p's I/O state, created on first use without receive buffers, so that
+ * every request is counted wherever it was made (owner only).  NULL when
+ * there is no memory for it.
+ */
+struct sl__io_proc *sl__io_proc_of(struct sl__proc *p);
+
+/* The calling task's processor's I/O state with its ring of receive
+ * buffers, both set up on first use. */
 struct sl__io_proc *sl__io_proc_get(int *err);
 
 /* A buffer's address. */
@@ -177,8 +190,15 @@ struct sl__rx {
 	int fd;
 	bool msg;			/* recvmsg, for datagrams */
 	struct msghdr mh;		/* its template: name and control sizes */
-	size_t max_bytes;		/* stop receiving past this queued */
+	/* Stop receiving past this many bytes queued, counting whole
+	 * buffers however full. */
+	size_t max_bytes;
 	uint32_t max_items;
+
+	/* The owner and the readers inside sl__rx_get(); the last to
+	 * leave calls @release, which frees the object around this. */
+	_Atomic uint32_t users;
+	void (*release)(struct sl__rx *rx);
 
 	_Atomic uint32_t lock;
 	enum sl__rx_state state;
@@ -188,7 +208,7 @@ struct sl__rx {
 	struct sl__io_proc *ip;		/* where the receive is (or was) */
 	struct sl__rx_item *q;
 	uint32_t head, len, cap;
-	size_t bytes;
+	size_t bytes;			/* buffer bytes the queue holds */
 	struct sl__waitq readers;
 	struct sl__waiter *closer;
 	/* Spawned when an item, the end or an error arrives (one-shot). */
@@ -205,8 +225,10 @@ struct sl__rx {
 	} st;
 };
 
+/* @release frees the object holding @rx, once its owner has called
+ * sl__rx_release() and no reader is inside it any more. */
 void sl__rx_init(struct sl__rx *rx, int fd, bool msg, size_t max_bytes,
-		 uint32_t max_items);
+		 uint32_t max_items, void (*release)(struct sl__rx *rx));
 
 /*
  * Take the oldest item, parking until there is one.  Returns 1 with *out
@@ -233,8 +255,13 @@ sl__rx_item_release(struct sl__rx_item *it)
 	sl__io_buf_put(it->ip, it->bid);
 }
 
-/* Stop receiving, wait until the kernel is done, free queued buffers. */
+/*
+ * Stop receiving, wait until the kernel is done, free queued buffers.
+ * Readers parked in sl__rx_get() return -EBADF, perhaps after this has
+ * returned; the owner then gives up its hold with sl__rx_release().
+ */
 void sl__rx_close(struct sl__rx *rx);
+void sl__rx_release(struct sl__rx *rx);
 
 /* Log one line in the runtime's format, at most once a second per site. */
 #define sl__io_log(level, fmt, ...)                                            \

@@ -62,7 +62,9 @@ struct sl_listener {
 	unsigned busy;			/* sockets not idle + posts in flight */
 	bool closing;
 
-	_Atomic uint32_t refs;		/* the listener + open connections */
+	/* The listener, its open connections, and acceptors inside
+	 * sl_listener_accept(): the last to let go frees it. */
+	_Atomic uint32_t refs;
 	_Atomic uint64_t open;
 	struct {
 		_Atomic uint64_t accepted, refused, emfile, errors;
@@ -419,9 +421,9 @@ sl_listener_addr(const struct sl_listener *l, struct sl_addr *out)
 	*out = l->addr;
 }
 
-int
-sl_listener_accept(struct sl_context *ctx, struct sl_listener *l,
-		   struct sl_conn **out)
+static int
+listener_accept(struct sl_context *ctx, struct sl_listener *l,
+		struct sl_conn **out)
 {
 	for (;;) {
 		struct sl__waiter waiter;
@@ -488,6 +490,23 @@ sl_listener_accept(struct sl_context *ctx, struct sl_listener *l,
 		sl__spin_unlock(&l->lock);
 		return sl__wait_error(&w, token);
 	}
+}
+
+int
+sl_listener_accept(struct sl_context *ctx, struct sl_listener *l,
+		   struct sl_conn **out)
+{
+	int r;
+
+	/*
+	 * Hold the listener while inside: an acceptor that close woke may
+	 * run only after sl_listener_close() has returned, and must still
+	 * find the lock and the closing flag.
+	 */
+	atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+	r = listener_accept(ctx, l, out);
+	listener_unref(l);
+	return r;
 }
 
 void

@@ -23,6 +23,7 @@
 
 #include <mimalloc.h>
 
+#include "core/context.h"
 #include "core/sync.h"
 #include "io/file.h"
 #include "io/io_internal.h"
@@ -93,6 +94,20 @@ sl_log_open(struct sl_context *ctx, const char *path,
 	sl_cond_init(&log->idle);
 	*out = log;
 	return 0;
+}
+
+/*
+ * The error of a context that has ended: its own once it has one, or
+ * -ETIMEDOUT for a deadline already past whose timer has not fired yet.
+ */
+static int
+log_ctx_ended(const struct sl_context *ctx)
+{
+	int err = sl_context_err(ctx);
+
+	if (err)
+		return err;
+	return sl_context_deadline(ctx) <= sl_now_ns() ? -ETIMEDOUT : 0;
 }
 
 /* Take the next batch off the queue (mutex held). */
@@ -172,6 +187,10 @@ sl_log_appendv(struct sl_context *ctx, struct sl_log *log,
 		req.len += iov[i].iov_len;
 	sl_cond_init(&req.cv);
 
+	/* A context that has already ended appends nothing, whether or not
+	 * the mutex is free (taking a free one does not look at it). */
+	if (ctx && (r = log_ctx_ended(ctx)))
+		return r;
 	r = sl_mutex_lock_ctx(ctx, &log->mu);
 	if (r)
 		return r;

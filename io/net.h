@@ -73,8 +73,11 @@ struct sl_sock_opts {
 	bool nodelay;		/* TCP_NODELAY (default on) */
 	int keepalive_s;	/* idle seconds before probes; 0: off */
 	int sndbuf, rcvbuf;	/* SO_SNDBUF / SO_RCVBUF; 0: kernel's */
-	/* Received bytes a connection may hold before it stops receiving,
-	 * so the sender's window closes (default 256 KiB). */
+	/* Receive-buffer bytes a connection may hold for its reader before
+	 * it stops receiving, so the sender's window closes (default 256
+	 * KiB).  Counted in whole buffers (io.h's buf_size), however little
+	 * of each the peer filled; the kernel may fill a few more before the
+	 * stop takes effect. */
 	size_t max_buffered;
 };
 
@@ -216,7 +219,11 @@ ssize_t sl_conn_send_zc(struct sl_context *ctx, struct sl_conn *c,
 /* sl_conn_shutdown() - shut the write side (SHUT_WR) or both (SHUT_RDWR). */
 int sl_conn_shutdown(struct sl_context *ctx, struct sl_conn *c, int how);
 
-/* sl_conn_close() - release @c; returns once the kernel holds nothing of it. */
+/*
+ * sl_conn_close() - release @c; returns once the kernel holds nothing of it.
+ * A task parked reading @c returns -EBADF, perhaps only after this has
+ * returned: @c's memory lasts until that reader has left.
+ */
 void sl_conn_close(struct sl_conn *c);
 
 /* sl_conn_fd() - the socket, for setsockopt and the like. */

@@ -31,18 +31,44 @@
 /* The claim token of a request's completion. */
 #define IO_TOKEN_DONE 1u
 
+/*
+ * One completion that points into @op is done.  The one that brings the
+ * count to zero wakes the task through the wait it parks on now, and
+ * counts itself in @op->settled before the wake: from then on it touches
+ * nothing of @op, which the task may free (return from) at once.
+ */
 static void
 io_op_settle(struct sl__io_op *op)
 {
+	struct sl__wait *w;
+	struct sl__task *t;
 	uint32_t zero = 0;
+	bool won;
 
 	if (atomic_fetch_sub_explicit(&op->pending, 1, memory_order_acq_rel) !=
 	    1)
 		return;
-	if (atomic_compare_exchange_strong_explicit(
-		    &op->w.claim, &zero, IO_TOKEN_DONE, memory_order_acq_rel,
-		    memory_order_acquire))
-		sl__wake(op->w.task);
+	w = atomic_load_explicit(&op->wake, memory_order_acquire);
+	t = w->task;
+	won = atomic_compare_exchange_strong_explicit(
+		&w->claim, &zero, IO_TOKEN_DONE, memory_order_acq_rel,
+		memory_order_acquire);
+	atomic_fetch_add_explicit(&op->settled, 1, memory_order_release);
+	if (won)
+		sl__wake(t);
+}
+
+/*
+ * Wait until @n handlers have brought the count to zero and let go of
+ * @op.  One that did so without waking us may still be between its count
+ * and its mark (io_op_settle) on another machine, with nothing left to do
+ * but those few instructions; one on our own machine has finished.
+ */
+static void
+io_op_wait_settled(struct sl__io_op *op, uint32_t n)
+{
+	while (atomic_load_explicit(&op->settled, memory_order_acquire) < n)
+		sl__cpu_relax();
 }
 
 static void
@@ -94,7 +120,7 @@ sl__io_queue(struct sl__proc *p)
 void
 sl__io_cancel_on(struct sl__proc *p, void *user_data)
 {
-	struct sl__io_proc *ip = p->io;
+	struct sl__io_proc *ip = sl__io_proc_of(p);
 	struct io_uring_sqe *sqe = sl__io_sqe(p);
 
 	if (!sqe)
@@ -141,6 +167,8 @@ sl__io_begin(struct sl__io_op *op, struct sl_context *ctx, uint64_t deadline,
 	op->linked = false;
 	op->zc = false;
 	atomic_init(&op->pending, 1);
+	atomic_init(&op->wake, &op->w);
+	atomic_init(&op->settled, 0);
 
 	/*
 	 * The context's deadline goes to the kernel as well, so the common
@@ -185,7 +213,7 @@ int
 sl__io_run(struct sl__io_op *op, struct io_uring_sqe *sqe)
 {
 	struct sl__proc *p = op->proc;
-	struct sl__io_proc *ip = p->io;
+	struct sl__io_proc *ip = sl__io_proc_of(p);
 	struct sl_context *ctx = op->w.ctx;
 	uint32_t token;
 	bool cancelled = false;
@@ -205,21 +233,35 @@ sl__io_run(struct sl__io_op *op, struct io_uring_sqe *sqe)
 
 	token = sl__wait_park(&op->w);
 	if (token != IO_TOKEN_DONE) {
+		struct sl__wait again;
+		uint32_t zeros = 1;
+
 		/*
 		 * The context ended first.  Post the cancel to the request's
-		 * processor (it counts as outstanding until it has been
-		 * queued there), then wait for everything to settle.
+		 * processor, counted as outstanding until it has been queued
+		 * there, then wait for everything to settle.
+		 *
+		 * The first wait's claim is spent, so the task parks on a
+		 * fresh one, published before the post.  Should the request
+		 * have settled already (the count was zero), its handler
+		 * may still be looking at the first wait: let it finish
+		 * first, so that it cannot find the fresh one.
 		 */
 		cancelled = true;
-		atomic_fetch_add_explicit(&op->pending, 1,
-					  memory_order_relaxed);
+		if (atomic_fetch_add_explicit(&op->pending, 1,
+					      memory_order_acq_rel) == 0) {
+			io_op_wait_settled(op, 1);
+			zeros = 2;
+		}
+		sl__wait_begin(&again, NULL, SL_NO_DEADLINE, "io cancel");
+		atomic_store_explicit(&op->wake, &again, memory_order_release);
 		sl__proc_post(op->proc, &op->cc);
-		sl__wait_begin(&op->w, NULL, SL_NO_DEADLINE, "io cancel");
-		SL_FENCE_SEQ_CST(); /* our claim reset, then their count */
+		SL_FENCE_SEQ_CST(); /* our wait published, then their count */
 		if (atomic_load_explicit(&op->pending, memory_order_acquire))
-			sl__wait_park(&op->w);
+			sl__wait_park(&again);
 		else
-			sl__wait_abort(&op->w);
+			sl__wait_abort(&again);
+		io_op_wait_settled(op, zeros);
 	}
 
 	if (op->res != -ECANCELED && op->res != -EINTR)

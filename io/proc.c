@@ -32,7 +32,9 @@ static struct sl_io_opts io_opts = {
 	.bufs_initial = 256,
 	.bufs_max = 4096,
 };
-static _Atomic uint32_t io_started;
+/* Processors whose buffer rings exist now: the options are fixed while
+ * any does, and free to change again once a runtime has ended. */
+static _Atomic uint32_t io_rings_live;
 
 int
 sl_io_configure(const struct sl_io_opts *opts)
@@ -51,7 +53,7 @@ sl_io_configure(const struct sl_io_opts *opts)
 	if (o.buf_size < 256 || o.buf_size > (1u << 20) ||
 	    o.bufs_max > 32768 || o.bufs_initial > o.bufs_max)
 		return -EINVAL;
-	if (atomic_load(&io_started))
+	if (atomic_load(&io_rings_live))
 		return -EBUSY;
 	io_opts = o;
 	return 0;
@@ -95,6 +97,7 @@ io_bufs_add(struct sl__io_proc *ip, unsigned n)
 	}
 	io_uring_buf_ring_advance(ip->br, (int)n);
 	ip->nbufs += n;
+	sl__io_stat_add(&ip->st.bufs, n);
 	return 0;
 }
 
@@ -153,16 +156,21 @@ io_kick(struct sl__completion *c, int res, uint32_t flags)
 void
 sl__io_buf_put(struct sl__io_proc *ip, uint16_t bid)
 {
-	atomic_fetch_sub_explicit(&ip->in_use, 1, memory_order_relaxed);
 	if (sl__proc_current() == ip->p) {
 		io_buf_ring_put(ip, bid);
+		atomic_fetch_sub_explicit(&ip->in_use, 1, memory_order_relaxed);
 		if (ip->stalled)
 			io_stalled_resume(ip, 1);
 		return;
 	}
 
-	/* The queue holds every buffer id there is, so it cannot fill. */
+	/*
+	 * The queue holds every buffer id there is, so it cannot fill.  The
+	 * id goes in before the buffer stops counting as in use, so that
+	 * sl__io_buf_refill() never counts on a buffer that is on its way.
+	 */
 	sl_ring_try_enqueue(ip->returns, &bid);
+	atomic_fetch_sub_explicit(&ip->in_use, 1, memory_order_release);
 	SL_FENCE_SEQ_CST(); /* our id in the queue, then their stall count */
 	if (atomic_load_explicit(&ip->nstalled, memory_order_relaxed) &&
 	    !atomic_exchange_explicit(&ip->kick_posted, 1,
@@ -183,6 +191,21 @@ sl__io_buf_refill(struct sl__io_proc *ip)
 		got = true;
 	}
 	if (got)
+		return true;
+
+	/*
+	 * Buffers may have gone back into the ring itself since the kernel
+	 * found it empty (put by a reader on this processor, or drained from
+	 * the returns queue by a kick), at a moment when no receiver was
+	 * stalled to be resumed.  Stalling now would wait for a put that may
+	 * never come.  A buffer the kernel took before this receive failed
+	 * has been counted in by now, its completion having come first, so a
+	 * buffer not counted as in use is in the ring: arm again.  (Should
+	 * another receive have taken it meanwhile, the next -ENOBUFS comes
+	 * after that receive's completion and finds the count right.)
+	 */
+	if (atomic_load_explicit(&ip->in_use, memory_order_acquire) <
+	    (int64_t)ip->nbufs)
 		return true;
 	if (ip->nbufs < ip->entries) {
 		unsigned n = ip->nbufs;
@@ -240,6 +263,7 @@ sl__io_proc_fini(struct sl__proc *p)
 	if (ip->br) {
 		io_uring_unregister_buf_ring(&p->ring, SL__IO_BGID);
 		munmap(ip->br, ip->br_bytes);
+		atomic_fetch_sub(&io_rings_live, 1);
 	}
 	for (unsigned i = 0; i < ip->nchunks; i++)
 		munmap(ip->chunks[i], ip->chunk_bytes[i]);
@@ -248,20 +272,22 @@ sl__io_proc_fini(struct sl__proc *p)
 	mi_free(ip);
 }
 
+/*
+ * Set up @ip's ring of provided buffers, on the first receive of its
+ * processor: a processor that only sends or does file I/O never needs one.
+ */
 static int
-io_proc_create(struct sl__proc *p, struct sl__io_proc **out)
+io_bufs_setup(struct sl__io_proc *ip)
 {
+	struct sl__proc *p = ip->p;
 	struct io_uring_buf_reg reg;
-	struct sl__io_proc *ip;
 	int r;
 
-	ip = mi_zalloc_aligned(sizeof(*ip), SL_FALSE_SHARING);
-	if (!ip)
-		return -ENOMEM;
-	ip->p = p;
+	/* Counted first, so sl_io_configure() cannot change the options
+	 * while they are being read. */
+	atomic_fetch_add(&io_rings_live, 1);
 	ip->buf_size = io_opts.buf_size;
 	ip->entries = pow2_at_least(io_opts.bufs_max);
-	ip->kick.fn = io_kick;
 	ip->addr = mi_calloc(ip->entries, sizeof(*ip->addr));
 	ip->returns = sl_ring_create(sizeof(uint16_t), ip->entries);
 	if (!ip->addr || !ip->returns) {
@@ -290,35 +316,61 @@ io_proc_create(struct sl__proc *p, struct sl__io_proc **out)
 	}
 	r = io_bufs_add(ip, io_opts.bufs_initial ? io_opts.bufs_initial : 1);
 	if (r < 0)
-		goto fail;
-	*out = ip;
+		goto fail_registered;
 	return 0;
+
+fail_registered:
+	io_uring_unregister_buf_ring(&p->ring, SL__IO_BGID);
+	munmap(ip->br, ip->br_bytes);
+	ip->br = NULL;
 fail:
-	p->io = ip;
-	sl__io_proc_fini(p);
+	sl_ring_destroy(ip->returns);
+	ip->returns = NULL;
+	mi_free(ip->addr);
+	ip->addr = NULL;
+	atomic_fetch_sub(&io_rings_live, 1);
 	return r;
+}
+
+struct sl__io_proc *
+sl__io_proc_of(struct sl__proc *p)
+{
+	struct sl__io_proc *ip = p->io;
+
+	if (SL_LIKELY(ip))
+		return ip;
+	ip = mi_zalloc_aligned(sizeof(*ip), SL_FALSE_SHARING);
+	if (!ip)
+		return NULL;
+	ip->p = p;
+	ip->kick.fn = io_kick;
+	p->io = ip;
+	return ip;
 }
 
 struct sl__io_proc *
 sl__io_proc_get(int *err)
 {
 	struct sl__proc *p = sl__proc_current();
-	struct sl__io_proc *ip = NULL;
+	struct sl__io_proc *ip;
 	int r;
 
 	if (SL_UNLIKELY(!p)) {
 		*err = -EPERM;
 		return NULL;
 	}
-	if (SL_LIKELY(p->io))
-		return p->io;
-	atomic_store(&io_started, 1);
-	r = io_proc_create(p, &ip);
+	ip = sl__io_proc_of(p);
+	if (SL_UNLIKELY(!ip)) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	if (SL_LIKELY(ip->br))
+		return ip;
+	r = io_bufs_setup(ip);
 	if (r < 0) {
 		*err = r;
 		return NULL;
 	}
-	p->io = ip;
 	return ip;
 }
 
@@ -350,7 +402,8 @@ sl_io_stats_get(struct sl_io_stats *out)
 						    memory_order_relaxed);
 		out->recv_rearms += atomic_load_explicit(
 			&ip->st.rearms, memory_order_relaxed);
-		out->bufs_total += ip->nbufs;
+		out->bufs_total += atomic_load_explicit(&ip->st.bufs,
+							memory_order_relaxed);
 		out->bufs_in_use += (uint64_t)atomic_load_explicit(
 			&ip->in_use, memory_order_relaxed);
 	}

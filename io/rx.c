@@ -100,6 +100,17 @@ rx_wake(struct sl__task **wake, unsigned n)
 		sl__wake(wake[i]);
 }
 
+/*
+ * What a queued item counts against max_bytes: the whole buffer it holds,
+ * not the bytes in it, so that a peer sending many tiny pieces cannot pin
+ * a buffer per piece far past the limit.
+ */
+static size_t
+rx_charge(const struct sl__rx_item *it)
+{
+	return it->ip->buf_size;
+}
+
 static bool
 rx_push(struct sl__rx *rx, const struct sl__rx_item *it)
 {
@@ -118,7 +129,7 @@ rx_push(struct sl__rx *rx, const struct sl__rx_item *it)
 	}
 	rx->q[(rx->head + rx->len) % rx->cap] = *it;
 	rx->len++;
-	rx->bytes += it->len;
+	rx->bytes += rx_charge(it);
 	return true;
 }
 
@@ -254,7 +265,11 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 	}
 
 	if (!more) {
+		/* A full queue stays idle whatever ended the receive, a dry
+		 * buffer ring included: its reader arms it again. */
 		if (rx->closing || rx->eof || rx->err) {
+			rx->state = SL__RX_IDLE;
+		} else if (res == -ECANCELED || rx_full(rx)) {
 			rx->state = SL__RX_IDLE;
 		} else if (res == -ENOBUFS) {
 			if (sl__io_buf_refill(ip)) {
@@ -263,8 +278,6 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 				rx->state = SL__RX_STALLED;
 				stall = true;
 			}
-		} else if (res == -ECANCELED || rx_full(rx)) {
-			rx->state = SL__RX_IDLE;
 		} else {
 			rx_arm(rx, ip);
 		}
@@ -286,9 +299,11 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 
 void
 sl__rx_init(struct sl__rx *rx, int fd, bool msg, size_t max_bytes,
-	    uint32_t max_items)
+	    uint32_t max_items, void (*release)(struct sl__rx *rx))
 {
 	memset(rx, 0, sizeof(*rx));
+	atomic_init(&rx->users, 1);
+	rx->release = release;
 	rx->fd = fd;
 	rx->msg = msg;
 	rx->max_bytes = max_bytes ? max_bytes : SIZE_MAX;
@@ -306,7 +321,7 @@ rx_pop(struct sl__rx *rx, struct sl__rx_item *out)
 	*out = rx->q[rx->head];
 	rx->head = (rx->head + 1) % rx->cap;
 	rx->len--;
-	rx->bytes -= out->len;
+	rx->bytes -= rx_charge(out);
 	return true;
 }
 
@@ -371,17 +386,31 @@ sl__rx_notify(struct sl__rx *rx, void (*fn)(void *), void *arg)
 	return now ? sl_task_spawn(fn, arg, NULL, NULL) : 0;
 }
 
-int
-sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
-	   struct sl__rx_item *out)
+/*
+ * Leave the socket.  The last of its owner and the readers inside
+ * sl__rx_get() frees it: a reader that close woke may run only after
+ * sl__rx_close() has returned, and must still find the lock and the
+ * closing flag where it left them.
+ */
+static void
+rx_leave(struct sl__rx *rx)
 {
-	struct sl__io_proc *ip;
-	int err = 0;
+	if (atomic_fetch_sub_explicit(&rx->users, 1, memory_order_acq_rel) ==
+	    1)
+		rx->release(rx);
+}
 
-	ip = sl__io_proc_get(&err);
-	if (!ip)
-		return err;
+void
+sl__rx_release(struct sl__rx *rx)
+{
+	rx_leave(rx);
+}
 
+static int
+rx_get_inside(struct sl__rx *rx, struct sl__io_proc *ip,
+	      struct sl_context *ctx, uint64_t deadline,
+	      struct sl__rx_item *out)
+{
 	for (;;) {
 		struct sl__waiter waiter;
 		struct sl__wait w;
@@ -437,6 +466,22 @@ sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 		rx_unlock(rx);
 		return sl__wait_error(&w, token);
 	}
+}
+
+int
+sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
+	   struct sl__rx_item *out)
+{
+	struct sl__io_proc *ip;
+	int err = 0, r;
+
+	ip = sl__io_proc_get(&err);
+	if (!ip)
+		return err;
+	atomic_fetch_add_explicit(&rx->users, 1, memory_order_relaxed);
+	r = rx_get_inside(rx, ip, ctx, deadline, out);
+	rx_leave(rx);
+	return r;
 }
 
 /* Posted to the receive's processor: cancel it there. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #include <cmocka.h>
 
@@ -20,6 +21,36 @@
 #include "io/net.h"
 
 #include "harness.h"
+
+/*
+ * In sanitizer builds, mimalloc's calls are served by the C library's
+ * allocator, which the sanitizers watch (integration/itest_alloc.c says
+ * why): a use of a connection, listener or log after it was freed is then
+ * reported instead of passing unseen.
+ */
+#ifdef SL_SANITIZER
+#include "integration/itest_alloc.c"
+#endif
+
+/*
+ * Multishot receive and accept on rings of provided buffers, which every
+ * socket here uses, came in Linux 6.0 (docs/io.md).  On an older kernel
+ * every case is skipped, and the reason said once.
+ */
+static bool
+kernel_has_multishot(char *why, size_t len)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return true;	/* unknown: let the cases say */
+	if (major >= 6)
+		return true;
+	snprintf(why, len, "Linux %s lacks multishot receive (6.0)",
+		 u.release);
+	return false;
+}
 
 #define LINES 20000
 
@@ -241,13 +272,21 @@ test_io_smoke_echo(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	char why[128];
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_io_smoke_echo),
 		cmocka_unit_test(test_io_smoke_notify),
 	};
 
 	harness_init();
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
+	if (!kernel_has_multishot(why, sizeof(why))) {
+		print_message("%s: every case skipped\n", why);
+		cmocka_set_skip_filter("*");
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
