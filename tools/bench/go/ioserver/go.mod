@@ -1,0 +1,3 @@
+module sluice-bench-ioserver
+
+go 1.19
