@@ -8,15 +8,18 @@
  * server answers one request per connection, with "Connection: close",
  * and refuses what it does not need instead of half-supporting it.  A
  * parser that accepts less has fewer ways to disagree with a proxy in
- * front of it about where a request ends.
+ * front of it about where a request ends.  Keep-alive was left out on
+ * purpose: a scrape every few seconds costs one accept, and without it a
+ * connection has one deadline and one answer, so a slow or idle client
+ * can never hold a connection slot past timeout_ns.
  *
- * Parsing.  sl_http_parse() re-reads the request from its first byte each
- * time more bytes arrive.  That keeps it a pure function (easy to test and
- * fuzz) at the price of rescanning; the server bounds the price by
- * re-parsing a header section only when a new line has arrived, and the
- * buffer is max_request bytes at most.  Every check runs on the bytes
- * seen so far, so a request that cannot become valid is answered at once
- * rather than when the client gives up.
+ * Parsing.  sl_admin_parse_request() re-reads the request from its first
+ * byte each time more bytes arrive.  That keeps it a pure function (easy
+ * to test and fuzz) at the price of rescanning; the server bounds the
+ * price by re-parsing a header section only when a new line has arrived,
+ * and the buffer is max_request bytes at most.  Every check runs on the
+ * bytes seen so far, so a request that cannot become valid is answered at
+ * once rather than when the client gives up.
  *
  * Tasks.  One acceptor task, and one task per connection that reads the
  * request, answers, and closes.  A connection gets timeout_ns from accept
@@ -59,13 +62,13 @@
 /* The scan's position and what it learned that the request does not hold. */
 struct http_scan {
 	const char *buf, *p, *end;
-	struct sl_http_request *req;
+	struct sl_admin_request *req;
 	bool has_length;
 	size_t length;
 };
 
 static int
-http_fail(struct sl_http_request *req, int status, const char *why)
+http_fail(struct sl_admin_request *req, int status, const char *why)
 {
 	req->status = status;
 	req->why = why;
@@ -89,16 +92,16 @@ http_is_value_byte(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static enum sl_http_method
+static enum sl_admin_method
 http_method_kind(const char *m, size_t len)
 {
 	if (len == 3 && !memcmp(m, "GET", 3))
-		return SL_HTTP_GET;
+		return SL_ADMIN_METHOD_GET;
 	if (len == 4 && !memcmp(m, "HEAD", 4))
-		return SL_HTTP_HEAD;
+		return SL_ADMIN_METHOD_HEAD;
 	if (len == 4 && !memcmp(m, "POST", 4))
-		return SL_HTTP_POST;
-	return SL_HTTP_OTHER;
+		return SL_ADMIN_METHOD_POST;
+	return SL_ADMIN_METHOD_OTHER;
 }
 
 /*
@@ -108,12 +111,12 @@ http_method_kind(const char *m, size_t len)
 static int
 http_method(struct http_scan *s)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	const char *start = s->p;
 
 	req->status = 400;
 	while (s->p < s->end && http_is_tchar((unsigned char)*s->p)) {
-		if (s->p - start == SL_HTTP_METHOD_MAX)
+		if (s->p - start == SL_ADMIN_METHOD_MAX)
 			return http_fail(req, 501, "method not implemented");
 		s->p++;
 	}
@@ -133,14 +136,14 @@ http_method(struct http_scan *s)
 static int
 http_target(struct http_scan *s)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	const char *start = s->p, *q;
 
 	req->status = 414;
 	while (s->p < s->end && *s->p != ' ') {
 		unsigned char c = (unsigned char)*s->p;
 
-		if (s->p - start == SL_HTTP_TARGET_MAX)
+		if (s->p - start == SL_ADMIN_TARGET_MAX)
 			return http_fail(req, 414, "request target too long");
 		if (c <= 0x20 || c >= 0x7f || c == '#')
 			return http_fail(req, 400, "malformed request target");
@@ -168,11 +171,13 @@ http_version(struct http_scan *s)
 {
 	static const char pattern[] = "HTTP/#.#\r\n";	/* '#': a digit */
 	const size_t want = sizeof(pattern) - 1;
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	size_t avail = (size_t)(s->end - s->p);
 	size_t n = avail < want ? avail : want;
 
-	req->status = 400;
+	/* Still in the request line: should no more bytes fit, it was the
+	 * line that was too long. */
+	req->status = 414;
 	for (size_t i = 0; i < n; i++) {
 		char c = s->p[i];
 		bool ok = pattern[i] == '#' ? c >= '0' && c <= '9'
@@ -195,7 +200,7 @@ http_version(struct http_scan *s)
 }
 
 static bool
-http_name_is(const struct sl_http_header *h, const char *name)
+http_name_is(const struct sl_admin_header *h, const char *name)
 {
 	size_t len = strlen(name);
 
@@ -203,9 +208,9 @@ http_name_is(const struct sl_http_header *h, const char *name)
 }
 
 static int
-http_content_length(struct http_scan *s, const struct sl_http_header *h)
+http_content_length(struct http_scan *s, const struct sl_admin_header *h)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	size_t v = 0;
 	bool large = false;
 
@@ -222,7 +227,7 @@ http_content_length(struct http_scan *s, const struct sl_http_header *h)
 		 * the remaining bytes must still be digits. */
 		if (!large)
 			v = v * 10 + (size_t)(c - '0');
-		large = large || v > SL_HTTP_BODY_MAX;
+		large = large || v > SL_ADMIN_BODY_MAX;
 	}
 	if (large)
 		return http_fail(req, 413, "request body too large");
@@ -233,9 +238,9 @@ http_content_length(struct http_scan *s, const struct sl_http_header *h)
 
 /* Act on the headers whose meaning the parser must know. */
 static int
-http_header_meaning(struct http_scan *s, const struct sl_http_header *h)
+http_header_meaning(struct http_scan *s, const struct sl_admin_header *h)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 
 	if (http_name_is(h, "content-length"))
 		return http_content_length(s, h);
@@ -263,14 +268,14 @@ http_header_meaning(struct http_scan *s, const struct sl_http_header *h)
 static bool
 http_line_too_long(const struct http_scan *s, const char *line)
 {
-	return (size_t)(s->p - line) > SL_HTTP_FIELD_MAX - 2;
+	return (size_t)(s->p - line) > SL_ADMIN_FIELD_MAX - 2;
 }
 
 /* One "Name: value" CRLF line. */
 static int
-http_header(struct http_scan *s, struct sl_http_header *h)
+http_header(struct http_scan *s, struct sl_admin_header *h)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	const char *line = s->p, *v, *v_end;
 
 	while (s->p < s->end && http_is_tchar((unsigned char)*s->p))
@@ -320,7 +325,7 @@ http_header(struct http_scan *s, struct sl_http_header *h)
 static int
 http_headers(struct http_scan *s)
 {
-	struct sl_http_request *req = s->req;
+	struct sl_admin_request *req = s->req;
 	int r;
 
 	req->status = 431;
@@ -340,7 +345,7 @@ http_headers(struct http_scan *s)
 		if (*s->p == ' ' || *s->p == '\t')
 			return http_fail(req, 400,
 					 "folded or indented header line");
-		if (req->nheaders == SL_HTTP_HEADERS_MAX)
+		if (req->nheaders == SL_ADMIN_HEADERS_MAX)
 			return http_fail(req, 431, "too many header lines");
 
 		r = http_header(s, &req->headers[req->nheaders]);
@@ -359,13 +364,15 @@ http_headers(struct http_scan *s)
 }
 
 int
-sl_http_parse(const char *buf, size_t len, struct sl_http_request *out)
+sl_admin_parse_request(const char *buf, size_t len,
+		       struct sl_admin_request *out)
 {
 	struct http_scan s = {.buf = buf, .p = buf, .req = out};
 	size_t head;
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	out->status = 400;	/* still in the method */
 	if (!len)
 		return 0; /* @buf may be NULL then: no pointer arithmetic */
 	s.end = buf + len;
@@ -382,7 +389,7 @@ sl_http_parse(const char *buf, size_t len, struct sl_http_request *out)
 	}
 	out->body = s.p;
 	out->status = 0;
-	/* At most one request line, SL_HTTP_HEADERS_MAX fields and the
+	/* At most one request line, SL_ADMIN_HEADERS_MAX fields and the
 	 * body: far below INT_MAX. */
 	return (int)out->size;
 }
@@ -442,7 +449,7 @@ struct admin_reply {
 	const char *body;
 	size_t len;
 	char *owned;			/* from open_memstream(), freed after */
-	char text[320];
+	char text[640];			/* a reason: a reload's can be long */
 };
 
 struct admin_route {
@@ -587,6 +594,8 @@ static void
 admin_metrics_body(struct sl_admin *a, FILE *out)
 {
 	sluice_write_metrics(a->r, out);
+	if (a->opts.write_metrics)
+		a->opts.write_metrics(a->opts.metrics_arg, out);
 	admin_write_metrics(a, out);
 }
 
@@ -627,28 +636,25 @@ admin_serve_readyz(struct sl_admin *a, struct admin_reply *rep)
 		admin_reply_text(rep, 503, "not ready");
 }
 
-/* Copy @s for a quoted log field: a quote, backslash or control byte in
- * it would end the field early or split the line, so each becomes '?'. */
-static const char *
-admin_log_safe(char *dst, size_t cap, const char *s)
+/* The status a failed reload is answered with (see sl_admin_opts). */
+static int
+admin_reload_status(int rc)
 {
-	size_t i;
-
-	for (i = 0; s[i] && i + 1 < cap; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		dst[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\'
-				 ? '?'
-				 : (char)c;
+	switch (rc) {
+	case -EINVAL:
+		return 400;
+	case -ESHUTDOWN:
+		return 503;
+	default:
+		return 500;
 	}
-	dst[i] = '\0';
-	return dst;
 }
 
+/* The caller logs the outcome: it knows what was reloaded and from where. */
 static void
 admin_serve_reload(struct sl_admin *a, struct admin_reply *rep)
 {
-	char err[256] = "", safe[256];
+	char err[600] = "";
 	int rc;
 
 	if (!a->opts.reload) {
@@ -663,15 +669,11 @@ admin_serve_reload(struct sl_admin *a, struct admin_reply *rep)
 	sl_mutex_unlock(&a->reload_mu);
 	err[sizeof(err) - 1] = '\0';
 
-	if (rc >= 0) {
+	if (rc >= 0)
 		admin_reply_text(rep, 200, "reloaded");
-		return;
-	}
-	admin_reply_text(rep, rc == -EINVAL ? 400 : 500,
-			 err[0] ? err : sl_strerror(rc));
-	sl__router_log("warn", "msg=\"reload failed\" err=\"%s\"",
-		       admin_log_safe(safe, sizeof(safe),
-				      err[0] ? err : sl_strerror(rc)));
+	else
+		admin_reply_text(rep, admin_reload_status(rc),
+				 err[0] ? err : sl_strerror(rc));
 }
 
 static const struct admin_route admin_routes[ADMIN_NENDPOINTS] = {
@@ -688,7 +690,7 @@ static const struct admin_route admin_routes[ADMIN_NENDPOINTS] = {
 };
 
 static enum admin_endpoint
-admin_find(const struct sl_http_request *req)
+admin_find(const struct sl_admin_request *req)
 {
 	for (int e = 0; e < ADMIN_OTHER; e++) {
 		const char *p = admin_routes[e].path;
@@ -721,9 +723,9 @@ admin_token_equal(const struct sl_admin *a, const char *got, size_t got_len)
 
 /* "Bearer" (any case), one or more spaces, the token. */
 static bool
-admin_authorized(const struct sl_admin *a, const struct sl_http_request *req)
+admin_authorized(const struct sl_admin *a, const struct sl_admin_request *req)
 {
-	const struct sl_http_header *h = req->authorization;
+	const struct sl_admin_header *h = req->authorization;
 	size_t i = 6;
 
 	if (!h || h->value_len <= i || strncasecmp(h->value, "Bearer", i) ||
@@ -735,14 +737,14 @@ admin_authorized(const struct sl_admin *a, const struct sl_http_request *req)
 }
 
 static void
-admin_dispatch(struct sl_admin *a, const struct sl_http_request *req,
+admin_dispatch(struct sl_admin *a, const struct sl_admin_request *req,
 	       struct admin_reply *rep)
 {
 	enum admin_endpoint e = admin_find(req);
 	const struct admin_route *rt = &admin_routes[e];
-	bool method_ok = rt->post ? req->method == SL_HTTP_POST
-				  : req->method == SL_HTTP_GET ||
-					    req->method == SL_HTTP_HEAD;
+	bool method_ok = rt->post ? req->method == SL_ADMIN_METHOD_POST
+				  : req->method == SL_ADMIN_METHOD_GET ||
+					    req->method == SL_ADMIN_METHOD_HEAD;
 
 	/* Authentication first, so a client without the token learns
 	 * nothing, not even which paths exist. */
@@ -775,12 +777,13 @@ admin_full_reason(int status)
 }
 
 /*
- * Read until sl_http_parse() has a whole request or a verdict.  Return:
- * as sl_http_parse() (never 0), or the connection's error (-ETIMEDOUT at
- * the read deadline, -ECANCELED on stop, -EPIPE if the client hung up).
+ * Read until sl_admin_parse_request() has a whole request or a verdict.
+ * Return: as sl_admin_parse_request() (never 0), or the connection's
+ * error (-ETIMEDOUT at the read deadline, -ECANCELED on stop, -EPIPE if
+ * the client hung up).
  */
 static int
-admin_read(struct admin_conn *ac, struct sl_http_request *req)
+admin_read(struct admin_conn *ac, struct sl_admin_request *req)
 {
 	struct sl_admin *a = ac->a;
 	size_t len = 0, cap = a->opts.max_request;
@@ -804,7 +807,7 @@ admin_read(struct admin_conn *ac, struct sl_http_request *req)
 		 * line ends (see the essay on rescanning). */
 		if (req->status == 431 && !fresh_line && len < cap)
 			continue;
-		r = sl_http_parse(ac->buf, len, req);
+		r = sl_admin_parse_request(ac->buf, len, req);
 		if (r != 0)
 			return r;
 		if (len == cap || req->size > cap) {
@@ -876,7 +879,7 @@ admin_conn_task(void *arg)
 {
 	struct admin_conn *ac = arg;
 	struct sl_admin *a = ac->a;
-	struct sl_http_request req;
+	struct sl_admin_request req;
 	struct admin_reply rep;
 	uint64_t deadline;
 	int n;
@@ -906,7 +909,7 @@ admin_conn_task(void *arg)
 
 	deadline = sl_now_ns() + a->opts.timeout_ns;
 	sl_conn_set_deadline(ac->c, deadline, deadline);
-	if (!admin_send(ac, &rep, n > 0 && req.method == SL_HTTP_HEAD))
+	if (!admin_send(ac, &rep, n > 0 && req.method == SL_ADMIN_METHOD_HEAD))
 		admin_linger(ac);
 out:
 	free(rep.owned);
@@ -1002,7 +1005,6 @@ sl_admin_start(struct sluice *r, const struct sl_admin_opts *o,
 	struct sl_admin_opts opts = {0};
 	struct sl_listen_opts lo;
 	struct sl_admin *a;
-	char bound[128];
 	int rc;
 
 	if (!r || !out)
@@ -1049,9 +1051,6 @@ sl_admin_start(struct sluice *r, const struct sl_admin_opts *o,
 		goto fail;
 	}
 
-	sl_admin_addr(a, bound, sizeof(bound));
-	sl__router_log("info", "msg=\"admin listening\" addr=%s auth=%s",
-		       bound, a->token_len ? "token" : "none");
 	*out = a;
 	return 0;
 fail:

@@ -572,6 +572,15 @@ cfg_check_addr(const char *s, size_t len, char *why, size_t whylen)
 	return -EINVAL;
 }
 
+/* The admin address, or "" or "off" for no admin endpoint at all. */
+static int
+cfg_check_admin_addr(const char *s, size_t len, char *why, size_t whylen)
+{
+	if (len == 0 || (len == 3 && !memcmp(s, "off", 3)))
+		return 0;
+	return cfg_check_addr(s, len, why, whylen);
+}
+
 static int
 cfg_check_token(const char *s, size_t len, char *why, size_t whylen)
 {
@@ -608,7 +617,8 @@ enum {
 	TOP_STACK_SIZE, TOP_KIND_MAX, TOP_KEY_MAX, TOP_PAYLOAD_MAX,
 	TOP_LINE_MAX, TOP_FRAME_MAX, TOP_MAX_MALFORMED, TOP_SHARD_INBOX,
 	TOP_INPUTS, TOP_ROUTES, TOP_ADMIN_ADDR, TOP_ADMIN_TIMEOUT,
-	TOP_ADMIN_TOKEN, TOP_DRAIN_TIMEOUT, TOP_LOG_LEVEL, TOP_SLOTS,
+	TOP_ADMIN_TOKEN, TOP_ADMIN_MAX_REQUEST, TOP_DRAIN_TIMEOUT,
+	TOP_LOG_LEVEL, TOP_SLOTS,
 	/* Sections hold no value of their own. */
 	TOP_SECTION = TOP_SLOTS,
 };
@@ -854,12 +864,15 @@ static const struct cfg_key cfg_limits_keys[] = {
 
 static const struct cfg_key cfg_admin_keys[] = {
 	{.name = "addr", .kind = CFG_STRING, .slot = TOP_ADMIN_ADDR,
-	 TOP_AT(admin.addr), .check = cfg_check_addr},
+	 TOP_AT(admin.addr), .check = cfg_check_admin_addr},
 	{.name = "timeout", .kind = CFG_DURATION, .slot = TOP_ADMIN_TIMEOUT,
 	 TOP_AT(admin.timeout_ns), .min = (int64_t)SL_NSEC_PER_MSEC,
 	 .max = 3600 * SL_NSEC_PER_SEC},
 	{.name = "token", .kind = CFG_STRING, .slot = TOP_ADMIN_TOKEN,
 	 TOP_AT(admin.token), .check = cfg_check_token},
+	{.name = "max_request", .kind = CFG_SIZE,
+	 .slot = TOP_ADMIN_MAX_REQUEST, TOP_AT(admin.max_request),
+	 .min = SL_ADMIN_MAX_REQUEST_MIN, .max = SL_ADMIN_MAX_REQUEST_MAX},
 };
 
 static const struct cfg_key cfg_shutdown_keys[] = {
@@ -1722,7 +1735,8 @@ sluiced_config_defaults(struct sluiced_config *c)
 	c->opts.shard_inbox = 4096;
 	c->admin.addr = SL_ADMIN_ADDR_DEFAULT;
 	c->admin.timeout_ns = SL_ADMIN_TIMEOUT_DEFAULT;
-	c->admin.token = "";
+	c->admin.max_request = SL_ADMIN_MAX_REQUEST_DEFAULT;
+	c->admin_enabled = true;
 	c->drain_timeout_ns = 10 * SL_NSEC_PER_SEC;
 	c->log_level = SLUICED_LOG_INFO;
 
@@ -1824,6 +1838,28 @@ fail:
 	if (errlen)
 		snprintf(err, errlen, "%s: cannot read: %s", path,
 			 r == -EFBIG ? "larger than 16 MiB" : sl_strerror(r));
+	return r;
+}
+
+int
+sluiced_config_read(const char *path, const char *const *sets, size_t nsets,
+		    struct sluiced_config *c, char *err, size_t errlen)
+{
+	int r;
+
+	if (path) {
+		r = sluiced_config_load(path, c, err, errlen);
+	} else {
+		r = sluiced_config_defaults(c);
+		if (r && errlen)
+			snprintf(err, errlen, "out of memory");
+	}
+	for (size_t i = 0; !r && i < nsets; i++)
+		r = sluiced_config_set(c, sets[i], err, errlen);
+	if (!r)
+		r = sluiced_config_check(c, err, errlen);
+	if (r)
+		sluiced_config_free(c);
 	return r;
 }
 
@@ -2011,6 +2047,13 @@ cfg_derive(struct sluiced_config *c)
 	if (!c->origin_[TOP_FRAME_MAX])
 		l->frame_max = (size_t)(SL_FRAME_HEADER +
 					CFG_FRAME_EVENT_HEAD + fields);
+
+	/* "" is no token and "" or "off" no endpoint: say so in the form
+	 * sl_admin_start() takes. */
+	if (c->admin.token && !c->admin.token[0])
+		c->admin.token = NULL;
+	c->admin_enabled = c->admin.addr && c->admin.addr[0] &&
+			   strcmp(c->admin.addr, "off") != 0;
 
 	for (size_t i = 0; i < c->nroutes; i++) {
 		struct sluiced_route_config *rc = &c->routes[i];
@@ -2574,4 +2617,115 @@ sluiced_routes_discard(struct sluice_route *routes, size_t n)
 	for (size_t i = 0; i < n; i++)
 		sl__sink_unref(routes[i].sink);
 	sluiced_routes_free(routes, n);
+}
+
+int
+sluiced_config_install(struct sluice *r, const struct sluiced_config *c,
+		       char *err, size_t errlen)
+{
+	struct sluice_route *routes = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = sluiced_config_routes(c, &routes, &n, err, errlen);
+	if (rc)
+		return rc;
+	/* The router takes the sinks whether it installs the table or not;
+	 * only the dead-letter references stay with us. */
+	rc = sluice_set_routes(r, routes, n, err, errlen);
+	sluiced_routes_free(routes, n);
+	if (rc == -ESHUTDOWN && errlen)
+		snprintf(err, errlen, "the router is shutting down");
+	else if (rc == -ENOMEM && errlen && !err[0])
+		snprintf(err, errlen, "out of memory");
+	return rc;
+}
+
+/* ---- what a reload cannot change ---- */
+
+static bool
+cfg_runtime_equal(const struct sl_runtime_opts *a,
+		  const struct sl_runtime_opts *b)
+{
+	return a->nprocs == b->nprocs && a->ring_entries == b->ring_entries &&
+	       a->sqpoll == b->sqpoll && a->sqpoll_cpu == b->sqpoll_cpu &&
+	       a->stack_size == b->stack_size;
+}
+
+static bool
+cfg_limits_equal(const struct sluice_opts *a, const struct sluice_opts *b)
+{
+	const struct sl_wire_limits *la = &a->limits, *lb = &b->limits;
+
+	return la->kind_max == lb->kind_max && la->key_max == lb->key_max &&
+	       la->payload_max == lb->payload_max &&
+	       la->line_max == lb->line_max &&
+	       la->frame_max == lb->frame_max &&
+	       a->max_malformed == b->max_malformed &&
+	       a->shard_inbox == b->shard_inbox;
+}
+
+static bool
+cfg_inputs_equal(const struct sluiced_config *a, const struct sluiced_config *b)
+{
+	if (a->ninputs != b->ninputs)
+		return false;
+	for (size_t i = 0; i < a->ninputs; i++) {
+		const struct sluice_input *x = &a->inputs[i].in;
+		const struct sluice_input *y = &b->inputs[i].in;
+
+		if (!cfg_str_eq(x->name, y->name) || x->type != y->type ||
+		    !cfg_str_eq(x->addr, y->addr) || x->frames != y->frames ||
+		    x->max_conns != y->max_conns)
+			return false;
+	}
+	return true;
+}
+
+static bool
+cfg_admin_equal(const struct sluiced_config *a, const struct sluiced_config *b)
+{
+	if (a->admin_enabled != b->admin_enabled)
+		return false;
+	if (!a->admin_enabled)
+		return true;
+	return cfg_str_eq(a->admin.addr, b->admin.addr) &&
+	       a->admin.timeout_ns == b->admin.timeout_ns &&
+	       a->admin.max_request == b->admin.max_request &&
+	       cfg_str_eq(a->admin.token, b->admin.token);
+}
+
+unsigned
+sluiced_config_restart_keys(const struct sluiced_config *cur,
+			    const struct sluiced_config *next, char *buf,
+			    size_t len)
+{
+	const bool same[] = {
+		cfg_runtime_equal(&cur->runtime, &next->runtime),
+		cfg_limits_equal(&cur->opts, &next->opts),
+		cfg_inputs_equal(cur, next),
+		cfg_admin_equal(cur, next),
+	};
+	static const char *const names[] = {"runtime", "limits", "inputs",
+					    "admin"};
+	unsigned n = 0;
+	size_t o = 0;
+
+	_Static_assert(SL_ARRAY_SIZE(same) == SL_ARRAY_SIZE(names),
+		       "a name per section");
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < SL_ARRAY_SIZE(names); i++) {
+		int w;
+
+		if (same[i])
+			continue;
+		n++;
+		if (o >= len)
+			continue;
+		w = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+			     names[i]);
+		o = w < 0 ? len : o + (size_t)w;
+	}
+	return n;
 }

@@ -4,19 +4,22 @@
  * route table built from them.  docs/configuration.md describes every key.
  *
  *	struct sluiced_config c;
- *	struct sluice_route *routes;
- *	size_t n;
+ *	const char *sets[] = {"routes[0].workers=8"};
  *
- *	if (sluiced_config_load("sluiced.yaml", &c, err, sizeof(err)) ||
- *	    sluiced_config_set(&c, "routes[0].workers=8", err, sizeof(err)) ||
- *	    sluiced_config_check(&c, err, sizeof(err)))
+ *	if (sluiced_config_read("sluiced.yaml", sets, 1, &c, err,
+ *				sizeof(err)))
  *		die(err);
- *	...sl_runtime_run(&c.runtime, ...), sluice_create(&c.opts, &r)...
- *	sluiced_config_routes(&c, &routes, &n, err, sizeof(err));
- *	sluice_set_routes(r, routes, n, err, sizeof(err));
- *	sluiced_routes_free(routes, n);
+ *	...sl_runtime_run(&c.runtime, ...), then in a task:
+ *	sluice_create(&c.opts, &r);
+ *	sluiced_config_install(r, &c, err, sizeof(err));
  *	...
  *	sluiced_config_free(&c);
+ *
+ * sluiced_config_read() is sluiced_config_load() (or _defaults()), one
+ * sluiced_config_set() per override and sluiced_config_check();
+ * sluiced_config_install() is sluiced_config_routes(), sluice_set_routes()
+ * and sluiced_routes_free().  The steps are public for callers and tests
+ * that need one of them alone.
  *
  * Loading is strict, so that a mistake is found when the file is read and
  * not when traffic arrives: an unknown key, a key given twice, a value of
@@ -79,7 +82,7 @@ enum sluiced_fold {
 #define SLUICED_SINK_KEYS_ 10
 #define SLUICED_INPUT_KEYS_ 5
 #define SLUICED_ROUTE_KEYS_ 17
-#define SLUICED_TOP_KEYS_ 19
+#define SLUICED_TOP_KEYS_ 20
 
 /* A sink as data; sluiced_config_routes() builds it. */
 struct sluiced_sink_config {
@@ -135,10 +138,14 @@ struct sluiced_config {
 	size_t ninputs;
 	struct sluiced_route_config *routes;
 	size_t nroutes;
-	/* admin.*: addr, timeout_ns, token ("" for none); the callbacks
-	 * are left NULL for the caller. */
+	/* admin.*: addr, timeout_ns, max_request and token (NULL for
+	 * none), ready for sl_admin_start(); the callbacks are left NULL
+	 * for the caller. */
 	struct sl_admin_opts admin;
+	/* False when admin.addr is "" or "off": no admin endpoint. */
+	bool admin_enabled;
 	uint64_t drain_timeout_ns;
+	/* The least severe level sluiced itself logs at. */
 	enum sluiced_log_level log_level;
 	/* The name messages give for the file; NULL for defaults alone. */
 	const char *file;
@@ -202,6 +209,21 @@ int sluiced_config_set(struct sluiced_config *c, const char *assignment,
 		       char *err, size_t errlen);
 
 /**
+ * sluiced_config_read() - what sluiced runs with: the file at @path (or
+ * the defaults when @path is NULL), then each of the @nsets overrides in
+ * order, then sluiced_config_check().
+ * @c: filled in; on failure it holds nothing.
+ * @err: on failure, the message of the step that failed.
+ *
+ * Return: as sluiced_config_load(), sluiced_config_set() and
+ * sluiced_config_check(): 0, -EINVAL, -ENOMEM, or the errno value of a
+ * file that cannot be read.
+ */
+int sluiced_config_read(const char *path, const char *const *sets,
+			size_t nsets, struct sluiced_config *c, char *err,
+			size_t errlen);
+
+/**
  * sluiced_config_check() - the checks that involve more than one key:
  * unique route and input names, at most one default route, patterns that
  * fit their match and the limits, addresses that fit their input type,
@@ -233,6 +255,39 @@ void sluiced_config_free(struct sluiced_config *c);
 int sluiced_config_routes(const struct sluiced_config *c,
 			  struct sluice_route **out, size_t *n, char *err,
 			  size_t errlen);
+
+/**
+ * sluiced_config_install() - build @c's routes and install them in @r as
+ * its route table: sluiced_config_routes(), sluice_set_routes() and
+ * sluiced_routes_free() in one call, for start-up and reloads alike.
+ * @c: a configuration that passed sluiced_config_check().
+ * @err: on failure, the reason: the route and its sink, or the router's.
+ *
+ * Call from a task.  On failure the table in @r is the one it had.
+ *
+ * Return: 0; the negative errno value of a sink that cannot be built
+ * (e.g. -ENOENT, -EACCES); -EINVAL for a table the router refuses;
+ * -ESHUTDOWN once the router is shutting down; -ENOMEM.
+ */
+int sluiced_config_install(struct sluice *r, const struct sluiced_config *c,
+			   char *err, size_t errlen);
+
+/**
+ * sluiced_config_restart_keys() - the sections a reload cannot apply.
+ * @cur: the configuration the process started with.
+ * @next: a configuration about to be reloaded.
+ * @buf: receives the names of the sections that differ and take effect
+ *	only at a restart, e.g. "inputs, admin" ("" when none).
+ *
+ * Routes are what a reload installs, and shutdown.* and log.* are plain
+ * values a caller can take over at once; runtime.*, limits.*, inputs and
+ * admin.* shape what is already running.
+ *
+ * Return: how many sections differ.
+ */
+unsigned sluiced_config_restart_keys(const struct sluiced_config *cur,
+				     const struct sluiced_config *next,
+				     char *buf, size_t len);
 
 /*
  * sluiced_routes_free() - after sluice_set_routes(), which takes the

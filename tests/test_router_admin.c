@@ -2,9 +2,12 @@
 /*
  * Tests of the admin endpoint: the request parser on its own (every
  * status it can give, its limits at and just past each bound, every
- * prefix of valid requests), then the server inside a runtime, over real
- * connections: each endpoint, methods, limits, the token, slow clients,
- * stop with requests in flight, and many clients at once.
+ * prefix of valid requests, and the invariants its header promises, over
+ * seeded mutations of valid and invalid requests), then the server inside
+ * a runtime, over real loopback connections: each endpoint, methods,
+ * limits, the token, slow clients, stop with requests in flight, many
+ * clients at once, and reloads of a real configuration file through
+ * POST /reload, refused ones keeping the routes that run.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -23,6 +27,7 @@
 #include "core/task.h"
 #include "io/net.h"
 #include "router/admin.h"
+#include "router/config.h"
 #include "router/sluice.h"
 
 #include "harness.h"
@@ -30,24 +35,24 @@
 /* ---- the parser ---- */
 
 static int
-parse_str(const char *s, struct sl_http_request *req)
+parse_str(const char *s, struct sl_admin_request *req)
 {
-	return sl_http_parse(s, strlen(s), req);
+	return sl_admin_parse_request(s, strlen(s), req);
 }
 
 static void
-test_http_parse_get(void **state)
+test_admin_parse_get(void **state)
 {
 	static const char s[] = "GET /metrics?x=1&y HTTP/1.1\r\n"
 				"Host: localhost:7401\r\n"
 				"User-Agent:curl/8.0\r\n"
 				"Accept: \t*/* \t\r\n"
 				"\r\n";
-	struct sl_http_request req;
+	struct sl_admin_request req;
 
 	(void)state;
 	assert_int_equal(parse_str(s, &req), strlen(s));
-	assert_int_equal(req.method, SL_HTTP_GET);
+	assert_int_equal(req.method, SL_ADMIN_METHOD_GET);
 	assert_int_equal(req.method_len, 3);
 	assert_int_equal(req.target_len, strlen("/metrics?x=1&y"));
 	assert_int_equal(req.path_len, strlen("/metrics"));
@@ -66,33 +71,33 @@ test_http_parse_get(void **state)
 }
 
 static void
-test_http_parse_methods(void **state)
+test_admin_parse_methods(void **state)
 {
-	struct sl_http_request req;
+	struct sl_admin_request req;
 
 	(void)state;
 	assert_true(parse_str("HEAD / HTTP/1.0\r\n\r\n", &req) > 0);
-	assert_int_equal(req.method, SL_HTTP_HEAD);
+	assert_int_equal(req.method, SL_ADMIN_METHOD_HEAD);
 	/* HTTP/1.0 needs no Host. */
 	assert_int_equal(req.version_minor, 0);
 	assert_true(parse_str("POST /reload HTTP/1.1\r\nHost: h\r\n\r\n",
 			      &req) > 0);
-	assert_int_equal(req.method, SL_HTTP_POST);
+	assert_int_equal(req.method, SL_ADMIN_METHOD_POST);
 	/* Well-formed methods the server does not serve parse fine: the
 	 * server answers them 405. */
 	assert_true(parse_str("DELETE /x HTTP/1.1\r\nHost: h\r\n\r\n",
 			      &req) > 0);
-	assert_int_equal(req.method, SL_HTTP_OTHER);
+	assert_int_equal(req.method, SL_ADMIN_METHOD_OTHER);
 	assert_int_equal(req.method_len, 6);
 	assert_true(parse_str("get / HTTP/1.1\r\nHost: h\r\n\r\n", &req) > 0);
-	assert_int_equal(req.method, SL_HTTP_OTHER);
+	assert_int_equal(req.method, SL_ADMIN_METHOD_OTHER);
 	/* A later minor version is still HTTP/1. */
 	assert_true(parse_str("GET / HTTP/1.9\r\nHost: h\r\n\r\n", &req) > 0);
 	assert_int_equal(req.version_minor, 9);
 }
 
 static void
-test_http_parse_body_and_pipelining(void **state)
+test_admin_parse_body_and_pipelining(void **state)
 {
 	static const char s[] = "POST /reload HTTP/1.1\r\n"
 				"Host: h\r\n"
@@ -100,8 +105,9 @@ test_http_parse_body_and_pipelining(void **state)
 				"\r\n"
 				"hello"
 				"GET / HTTP/1.1\r\n";
-	size_t head = strlen(s) - strlen("hello") - strlen("GET / HTTP/1.1\r\n");
-	struct sl_http_request req;
+	size_t head = strlen(s) - strlen("hello") -
+		      strlen("GET / HTTP/1.1\r\n");
+	struct sl_admin_request req;
 
 	(void)state;
 	/* The bytes after the body are not part of the request. */
@@ -111,7 +117,7 @@ test_http_parse_body_and_pipelining(void **state)
 
 	/* Head complete, body not: incomplete, and 413 if the buffer is
 	 * full. */
-	assert_int_equal(sl_http_parse(s, head + 4, &req), 0);
+	assert_int_equal(sl_admin_parse_request(s, head + 4, &req), 0);
 	assert_int_equal(req.status, 413);
 
 	/* Content-Length at the limit is taken; 0 means no body. */
@@ -121,7 +127,7 @@ test_http_parse_body_and_pipelining(void **state)
 		snprintf(big, sizeof(big),
 			 "POST /reload HTTP/1.1\r\nHost: h\r\n"
 			 "Content-Length: %d\r\n\r\n",
-			 SL_HTTP_BODY_MAX);
+			 SL_ADMIN_BODY_MAX);
 		assert_int_equal(parse_str(big, &req), 0);
 		assert_int_equal(req.status, 413);
 	}
@@ -133,7 +139,7 @@ test_http_parse_body_and_pipelining(void **state)
 
 /* Every prefix of a valid request is incomplete, never an error. */
 static void
-test_http_parse_every_prefix(void **state)
+test_admin_parse_every_prefix(void **state)
 {
 	static const char post[] = "POST /reload?now HTTP/1.1\r\nHost: a\r\n"
 				   "Content-Length: 3\r\n"
@@ -144,20 +150,21 @@ test_http_parse_every_prefix(void **state)
 		"GET / HTTP/1.0\r\n\r\n",
 		post,
 	};
-	struct sl_http_request req;
+	struct sl_admin_request req;
 
 	(void)state;
 	for (size_t v = 0; v < SL_ARRAY_SIZE(valid); v++) {
 		size_t len = strlen(valid[v]);
 
 		for (size_t k = 0; k < len; k++) {
-			int r = sl_http_parse(valid[v], k, &req);
+			int r = sl_admin_parse_request(valid[v], k, &req);
 
 			if (r != 0)
 				fail_msg("request %zu, prefix %zu: %d (%s)", v,
 					 k, r, req.why ? req.why : "");
 		}
-		assert_int_equal(sl_http_parse(valid[v], len, &req), len);
+		assert_int_equal(sl_admin_parse_request(valid[v], len, &req),
+				 len);
 	}
 
 	/* While incomplete, the status names the part that is open. */
@@ -165,8 +172,9 @@ test_http_parse_every_prefix(void **state)
 	assert_int_equal(req.status, 400);
 	assert_int_equal(parse_str("GET /he", &req), 0);
 	assert_int_equal(req.status, 414);
+	/* The version is still part of the request line. */
 	assert_int_equal(parse_str("GET / HTTP/1.", &req), 0);
-	assert_int_equal(req.status, 400);
+	assert_int_equal(req.status, 414);
 	assert_int_equal(parse_str("GET / HTTP/1.1\r\nHost: a\r\nX-", &req),
 			 0);
 	assert_int_equal(req.status, 431);
@@ -178,7 +186,7 @@ struct parse_case {
 };
 
 static void
-test_http_parse_errors(void **state)
+test_admin_parse_errors(void **state)
 {
 	static const struct parse_case cases[] = {
 		/* request line */
@@ -243,7 +251,7 @@ test_http_parse_errors(void **state)
 		 "Transfer-Encoding: chunked\r\n",
 		 400},
 	};
-	struct sl_http_request req;
+	struct sl_admin_request req;
 
 	(void)state;
 	for (size_t i = 0; i < SL_ARRAY_SIZE(cases); i++) {
@@ -256,10 +264,11 @@ test_http_parse_errors(void **state)
 	}
 
 	/* A NUL byte is a control byte like any other. */
-	assert_int_equal(sl_http_parse("GET /a\0b HTTP/1.1\r\n", 19, &req),
+	assert_int_equal(sl_admin_parse_request("GET /a\0b HTTP/1.1\r\n", 19,
+						&req),
 			 -EBADMSG);
 	assert_int_equal(req.status, 400);
-	assert_int_equal(sl_http_parse(NULL, 0, &req), 0);
+	assert_int_equal(sl_admin_parse_request(NULL, 0, &req), 0);
 }
 
 /* Build "GET <target> HTTP/1.1\r\nHost: h\r\n" plus @extra headers. */
@@ -287,69 +296,221 @@ request_with(size_t target_len, unsigned nheaders, size_t field_len)
 }
 
 static void
-test_http_parse_limits(void **state)
+test_admin_parse_limits(void **state)
 {
-	struct sl_http_request req;
-	char method[SL_HTTP_METHOD_MAX + 32];
+	struct sl_admin_request req;
+	char method[SL_ADMIN_METHOD_MAX + 32];
 	char *s;
 
 	(void)state;
 
 	/* Target: exactly at the limit, then one past it. */
-	s = request_with(SL_HTTP_TARGET_MAX, 0, 0);
+	s = request_with(SL_ADMIN_TARGET_MAX, 0, 0);
 	assert_true(parse_str(s, &req) > 0);
-	assert_int_equal(req.target_len, SL_HTTP_TARGET_MAX);
+	assert_int_equal(req.target_len, SL_ADMIN_TARGET_MAX);
 	free(s);
-	s = request_with(SL_HTTP_TARGET_MAX + 1, 0, 0);
+	s = request_with(SL_ADMIN_TARGET_MAX + 1, 0, 0);
 	assert_int_equal(parse_str(s, &req), -EBADMSG);
 	assert_int_equal(req.status, 414);
 	/* Known before the end of the line arrives. */
-	assert_int_equal(sl_http_parse(s, 4 + SL_HTTP_TARGET_MAX + 1, &req),
+	assert_int_equal(sl_admin_parse_request(s, 4 + SL_ADMIN_TARGET_MAX + 1,
+						&req),
 			 -EBADMSG);
 	assert_int_equal(req.status, 414);
 	free(s);
 
 	/* Header lines: as many as allowed (Host is one), then one more. */
-	s = request_with(1, SL_HTTP_HEADERS_MAX - 1, 16);
+	s = request_with(1, SL_ADMIN_HEADERS_MAX - 1, 16);
 	assert_true(parse_str(s, &req) > 0);
-	assert_int_equal(req.nheaders, SL_HTTP_HEADERS_MAX);
+	assert_int_equal(req.nheaders, SL_ADMIN_HEADERS_MAX);
 	free(s);
-	s = request_with(1, SL_HTTP_HEADERS_MAX, 16);
+	s = request_with(1, SL_ADMIN_HEADERS_MAX, 16);
 	assert_int_equal(parse_str(s, &req), -EBADMSG);
 	assert_int_equal(req.status, 431);
 	free(s);
 
 	/* One header line of the longest length, CRLF included, then
 	 * one byte longer, with and without its end in the buffer. */
-	s = request_with(1, 1, SL_HTTP_FIELD_MAX);
+	s = request_with(1, 1, SL_ADMIN_FIELD_MAX);
 	assert_true(parse_str(s, &req) > 0);
 	free(s);
-	s = request_with(1, 1, SL_HTTP_FIELD_MAX + 1);
+	s = request_with(1, 1, SL_ADMIN_FIELD_MAX + 1);
 	assert_int_equal(parse_str(s, &req), -EBADMSG);
 	assert_int_equal(req.status, 431);
-	assert_int_equal(sl_http_parse(s, strlen(s) - 4, &req), -EBADMSG);
+	assert_int_equal(sl_admin_parse_request(s, strlen(s) - 4, &req),
+			 -EBADMSG);
 	assert_int_equal(req.status, 431);
 	free(s);
 
 	/* A name alone past the limit. */
-	s = malloc(SL_HTTP_FIELD_MAX + 64);
+	s = malloc(SL_ADMIN_FIELD_MAX + 64);
 	assert_non_null(s);
 	strcpy(s, "GET / HTTP/1.1\r\n");
-	memset(s + 16, 'n', SL_HTTP_FIELD_MAX);
-	s[16 + SL_HTTP_FIELD_MAX] = '\0';
+	memset(s + 16, 'n', SL_ADMIN_FIELD_MAX);
+	s[16 + SL_ADMIN_FIELD_MAX] = '\0';
 	assert_int_equal(parse_str(s, &req), -EBADMSG);
 	assert_int_equal(req.status, 431);
 	free(s);
 
 	/* Methods: the longest allowed, then one longer (501). */
-	memset(method, 'M', SL_HTTP_METHOD_MAX);
-	strcpy(method + SL_HTTP_METHOD_MAX, " / HTTP/1.0\r\n\r\n");
+	memset(method, 'M', SL_ADMIN_METHOD_MAX);
+	strcpy(method + SL_ADMIN_METHOD_MAX, " / HTTP/1.0\r\n\r\n");
 	assert_true(parse_str(method, &req) > 0);
-	assert_int_equal(req.method_len, SL_HTTP_METHOD_MAX);
-	memset(method, 'M', SL_HTTP_METHOD_MAX + 1);
-	strcpy(method + SL_HTTP_METHOD_MAX + 1, " / HTTP/1.0\r\n\r\n");
+	assert_int_equal(req.method_len, SL_ADMIN_METHOD_MAX);
+	memset(method, 'M', SL_ADMIN_METHOD_MAX + 1);
+	strcpy(method + SL_ADMIN_METHOD_MAX + 1, " / HTTP/1.0\r\n\r\n");
 	assert_int_equal(parse_str(method, &req), -EBADMSG);
 	assert_int_equal(req.status, 501);
+}
+
+/*
+ * The promises of sl_admin_parse_request()'s header, checked on one input:
+ * the result's range, the fields on success and on error, the views inside
+ * the request, and that no prefix reaches a verdict the whole input does
+ * not share.  The fuzz target checks the same; here it runs on a fixed,
+ * seeded set of inputs so that every build checks them.
+ */
+static bool
+inside(const char *p, size_t len, const char *buf, size_t size)
+{
+	return len == 0 || (p >= buf && p + len <= buf + size);
+}
+
+static void
+check_parse_invariants(const char *buf, size_t len, uint64_t *rng)
+{
+	static const int errors[] = {400, 413, 414, 431, 501, 505};
+	struct sl_admin_request req, pre;
+	bool known = false;
+	int r = sl_admin_parse_request(buf, len, &req);
+
+	if (r > 0) {
+		assert_true((size_t)r <= len);
+		assert_int_equal(req.status, 0);
+		assert_int_equal(req.size, (size_t)r);
+		assert_non_null(req.body);
+		assert_true(req.body_len <= SL_ADMIN_BODY_MAX);
+		assert_true(inside(req.body, req.body_len, buf, req.size));
+		assert_true(inside(req.method_name, req.method_len, buf,
+				   req.size));
+		assert_true(inside(req.target, req.target_len, buf, req.size));
+		assert_true(req.path_len <= req.target_len);
+		assert_true(req.nheaders <= SL_ADMIN_HEADERS_MAX);
+		for (unsigned i = 0; i < req.nheaders; i++) {
+			const struct sl_admin_header *h = &req.headers[i];
+
+			assert_true(inside(h->name, h->name_len, buf,
+					   req.size));
+			assert_true(inside(h->value, h->value_len, buf,
+					   req.size));
+		}
+		assert_true(!req.host || (req.host >= req.headers &&
+					  req.host < req.headers +
+							     req.nheaders));
+		assert_true(!req.authorization ||
+			    (req.authorization >= req.headers &&
+			     req.authorization < req.headers + req.nheaders));
+	} else if (r == -EBADMSG) {
+		assert_non_null(req.why);
+		assert_true(req.why[0] != '\0');
+		for (size_t i = 0; i < SL_ARRAY_SIZE(errors); i++)
+			known = known || req.status == errors[i];
+		assert_true(known);
+	} else {
+		assert_int_equal(r, 0);
+		assert_true(req.status == 400 || req.status == 413 ||
+			    req.status == 414 || req.status == 431);
+	}
+
+	/* A prefix that has a verdict has this one: every prefix of a short
+	 * input, a sample of a long one's. */
+	for (size_t k = 0; k < len; k++) {
+		size_t at = len <= 64 ? k : harness_random(rng) % len;
+		int rp = sl_admin_parse_request(buf, at, &pre);
+
+		if (rp != 0 && (rp != r || pre.status != req.status))
+			fail_msg("prefix %zu of %zu: %d (%d), whole: %d (%d)",
+				 at, len, rp, pre.status, r, req.status);
+		if (len > 64 && k == 48)
+			break;
+	}
+}
+
+#define MUTANT_MAX 512
+
+/* @seed changed in one to four random ways, into @out. */
+static size_t
+mutate(const char *seed, size_t len, char *out, uint64_t *rng)
+{
+	static const char bytes[] = " \r\n:/?#09aAZ\t\x01\x7f\x80-";
+	unsigned steps = 1 + (unsigned)(harness_random(rng) % 4);
+
+	memcpy(out, seed, len);
+	while (steps--) {
+		size_t at = len ? harness_random(rng) % len : 0;
+		char b = bytes[harness_random(rng) % (sizeof(bytes) - 1)];
+
+		switch (harness_random(rng) % 5) {
+		case 0:		/* replace */
+			if (len)
+				out[at] = b;
+			break;
+		case 1:		/* insert */
+			if (len < MUTANT_MAX) {
+				memmove(out + at + 1, out + at, len - at);
+				out[at] = b;
+				len++;
+			}
+			break;
+		case 2:		/* delete */
+			if (len) {
+				memmove(out + at, out + at + 1, len - at - 1);
+				len--;
+			}
+			break;
+		case 3:		/* cut short */
+			len = at;
+			break;
+		default:	/* repeat a piece */
+			if (len && len + 16 <= MUTANT_MAX) {
+				size_t n = len - at < 16 ? len - at : 16;
+
+				memmove(out + at + n, out + at, len - at);
+				len += n;
+			}
+			break;
+		}
+	}
+	return len;
+}
+
+static void
+test_admin_parse_invariants(void **state)
+{
+	static const char *const seeds[] = {
+		"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+		"HEAD /healthz?x=1 HTTP/1.0\r\nAccept: */*\r\n\r\n",
+		"POST /reload HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n"
+		"Authorization: Bearer t0k\r\n\r\nbody",
+		"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+		"\r\n0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+		"GET / HTTP/2.0\r\n\r\n",
+		"DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+	};
+	unsigned rounds = HARNESS_SCALE(3000, 600);
+	uint64_t rng = 0x5eed;
+	char out[MUTANT_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < SL_ARRAY_SIZE(seeds); i++)
+		check_parse_invariants(seeds[i], strlen(seeds[i]), &rng);
+	for (unsigned n = 0; n < rounds; n++) {
+		const char *seed = seeds[n % SL_ARRAY_SIZE(seeds)];
+		size_t len = mutate(seed, strlen(seed), out, &rng);
+
+		check_parse_invariants(out, len, &rng);
+	}
 }
 
 /* ---- the server, live ---- */
@@ -402,6 +563,15 @@ test_reload(void *arg, char *err, size_t errlen)
 	return atomic_load(&t->reload_rc);
 }
 
+static void
+test_metrics(void *arg, FILE *out)
+{
+	struct admin_test *t = arg;
+
+	fprintf(out, "# TYPE test_reloads gauge\ntest_reloads %d\n",
+		atomic_load(&t->reloads));
+}
+
 /* A router with one route, one event fed, and the admin in front. */
 static void
 admin_up(struct admin_test *t)
@@ -428,6 +598,8 @@ admin_up(struct admin_test *t)
 	t->opts.ready_arg = t;
 	t->opts.reload = test_reload;
 	t->opts.reload_arg = t;
+	t->opts.write_metrics = test_metrics;
+	t->opts.metrics_arg = t;
 	CHECK_ERR_EQ(sl_admin_start(t->r, &t->opts, &t->a), 0);
 	if (t->a)
 		CHECK_ERR_EQ(sl_admin_addr(t->a, t->addr, sizeof(t->addr)), 0);
@@ -634,7 +806,11 @@ endpoints_main(void *arg)
 	CHECK_INT_EQ(rp.status, 500);
 	CHECK(reply_body_has(&rp, sl_strerror(-EIO)));
 	reply_free(&rp);
-	CHECK_INT_EQ(atomic_load(&t->reloads), 3);
+	atomic_store(&t->reload_rc, -ESHUTDOWN);
+	atomic_store(&t->reload_msg, "shutting down");
+	expect(t->addr, "POST /reload HTTP/1.1\r\nHost: t\r\n\r\n", 503,
+	       "shutting down\n");
+	CHECK_INT_EQ(atomic_load(&t->reloads), 4);
 
 	/* Wrong methods name the right ones; unknown paths are 404. */
 	fetch(t->addr, GET("/reload"), &rp);
@@ -650,7 +826,7 @@ endpoints_main(void *arg)
 	expect(t->addr, GET("/nope"), 404, "not found\n");
 	expect(t->addr, GET("/metrics/"), 404, NULL);
 	expect(t->addr, GET("/%6detrics"), 404, NULL);
-	CHECK_INT_EQ(atomic_load(&t->reloads), 3);
+	CHECK_INT_EQ(atomic_load(&t->reloads), 4);
 
 	/* Requests the parser refuses get its status and reason. */
 	expect(t->addr, "GARBAGE\r\n\r\n", 400, "malformed method\n");
@@ -659,7 +835,7 @@ endpoints_main(void *arg)
 	       "POST /reload HTTP/1.1\r\nHost: t\r\n"
 	       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	       501, NULL);
-	CHECK_INT_EQ(atomic_load(&t->reloads), 3);
+	CHECK_INT_EQ(atomic_load(&t->reloads), 4);
 
 	/* The task dump lists the server's own tasks. */
 	fetch(t->addr, GET("/debug/tasks"), &rp);
@@ -675,6 +851,10 @@ endpoints_main(void *arg)
 	CHECK(reply_has(&rp, "Content-Type: text/plain; version=0.0.4; "
 			     "charset=utf-8"));
 	CHECK_INT_EQ(metric_value(&rp, "sluice_events_ingested_total"), 1);
+	/* The caller's series come after the router's. */
+	CHECK_INT_EQ(metric_value(&rp, "test_reloads"), 4);
+	CHECK(strstr(rp.body, "\ntest_reloads ") >
+	      strstr(rp.body, "\nsluice_events_ingested_total "));
 	CHECK(reply_body_has(&rp,
 			     "# TYPE sluice_admin_requests_total counter\n"));
 	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_requests_total{endpoint="
@@ -698,8 +878,11 @@ endpoints_main(void *arg)
 	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_rejects_total{status="
 				       "\"501\"}"),
 		     1);
+	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_requests_total{endpoint="
+				       "\"/reload\",status=\"503\"}"),
+		     1);
 	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_timeouts_total"), 0);
-	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_connections_total"), 20);
+	CHECK_INT_EQ(metric_value(&rp, "sluice_admin_connections_total"), 21);
 	reply_free(&rp);
 
 	admin_down(t);
@@ -712,7 +895,7 @@ test_router_admin_endpoints(void **state)
 
 	(void)state;
 	harness_run(2, endpoints_main, &t);
-	assert_int_equal(atomic_load(&t.reloads), 3);
+	assert_int_equal(atomic_load(&t.reloads), 4);
 }
 
 /* Requests past a limit are answered, not cut off, even while the client
@@ -737,13 +920,19 @@ limits_main(void *arg)
 	reply_free(&rp);
 	free(s);
 
+	/* More header lines than the parser takes, within max_request. */
+	s = request_with(1, SL_ADMIN_HEADERS_MAX, 12);
+	CHECK(strlen(s) < 512);
+	expect(t->addr, s, 431, "too many header lines\n");
+	free(s);
+
 	/* A request line past max_request but within the parser's limit. */
 	s = request_with(1000, 0, 0);
 	expect(t->addr, s, 414,
 	       "request line longer than the server takes\n");
 	free(s);
 	/* Past the parser's own limit: still 414. */
-	s = request_with(SL_HTTP_TARGET_MAX + 100, 0, 0);
+	s = request_with(SL_ADMIN_TARGET_MAX + 100, 0, 0);
 	expect(t->addr, s, 414, NULL);
 	free(s);
 
@@ -770,7 +959,7 @@ limits_main(void *arg)
 
 	CHECK_INT_EQ(scrape(t, "sluice_admin_rejects_total{status=\"431\"}",
 			    ""),
-		     1);
+		     2);
 	CHECK_INT_EQ(scrape(t, "sluice_admin_rejects_total{status=\"414\"}",
 			    ""),
 		     2);
@@ -1131,16 +1320,221 @@ test_router_admin_concurrent(void **state)
 	assert_int_equal(atomic_load(&t.ok), t.clients * t.per_client);
 }
 
+/*
+ * POST /reload with a real configuration file: the reload callback is what
+ * sluiced's is, sluiced_config_read() and sluiced_config_install().  A
+ * good file replaces the routes; a file that does not parse, fails a
+ * check, names a sink that cannot be opened, or is gone, is refused with
+ * its reason, and the routes that run stay and keep taking events.
+ */
+struct reload_test {
+	struct sluice *r;
+	struct sl_admin *a;
+	char addr[64];
+	char dir[64];
+	char path[96];
+	_Atomic int calls;
+};
+
+static int
+config_reload(void *arg, char *err, size_t errlen)
+{
+	struct reload_test *t = arg;
+	struct sluiced_config c;
+	int rc;
+
+	atomic_fetch_add(&t->calls, 1);
+	rc = sluiced_config_read(t->path, NULL, 0, &c, err, errlen);
+	if (!rc) {
+		rc = sluiced_config_install(t->r, &c, err, errlen);
+		sluiced_config_free(&c);
+	}
+	return rc == 0 || rc == -ENOMEM ? rc : -EINVAL;
+}
+
+static void
+write_config(struct reload_test *t, const char *route, const char *file)
+{
+	FILE *f = fopen(t->path, "w");
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fprintf(f,
+		"inputs: []\n"
+		"routes:\n"
+		"  - name: %s\n"
+		"    default: true\n"
+		"    sink: {type: file, path: \"%s\", sync: false}\n",
+		route, file);
+	CHECK_INT_EQ(fclose(f), 0);
+}
+
+#define POST_RELOAD "POST /reload HTTP/1.1\r\nHost: t\r\n\r\n"
+
+static void
+feed(struct reload_test *t, const char *key)
+{
+	CHECK_INT_EQ(sluice_feed(t->r, NULL, "k", 1, key, strlen(key), "v", 1),
+		     1);
+}
+
+/* The sample's value in a scrape, or -1 when the series is absent. */
+static long long
+scrape_plain(const char *addr, const char *sample)
+{
+	struct reply rp;
+	long long v;
+
+	fetch(addr, GET("/metrics"), &rp);
+	CHECK_INT_EQ(rp.status, 200);
+	v = metric_value(&rp, sample);
+	reply_free(&rp);
+	return v;
+}
+
+static void
+reload_main(void *arg)
+{
+	struct reload_test *t = arg;
+	char err[512] = "", file[160], want[512];
+	struct reply rp;
+
+	/* Start as sluiced does: read, install, then the endpoint. */
+	snprintf(file, sizeof(file), "%s/a.log", t->dir);
+	write_config(t, "a", file);
+	CHECK_ERR_EQ(sluice_create(NULL, &t->r), 0);
+	CHECK_ERR_EQ(config_reload(t, err, sizeof(err)), 0);
+	CHECK_ERR_EQ(sl_admin_start(t->r, &(struct sl_admin_opts){
+						  .addr = "127.0.0.1:0",
+						  .reload = config_reload,
+						  .reload_arg = t},
+				    &t->a),
+		     0);
+	if (!t->a)
+		return;
+	CHECK_ERR_EQ(sl_admin_addr(t->a, t->addr, sizeof(t->addr)), 0);
+	feed(t, "k1");
+
+	/* A good file: route b replaces route a, which drains first. */
+	snprintf(file, sizeof(file), "%s/b.log", t->dir);
+	write_config(t, "b", file);
+	expect(t->addr, POST_RELOAD, 200, "reloaded\n");
+	CHECK_INT_EQ(scrape_plain(t->addr,
+				  "sluice_route_adds_total{route=\"a\"}"),
+		     -1);
+	CHECK_INT_EQ(scrape_plain(t->addr,
+				  "sluice_route_adds_total{route=\"b\"}"),
+		     0);
+	feed(t, "k2");
+
+	/* A value the loader refuses: its file, line and key are named. */
+	{
+		FILE *f = fopen(t->path, "w");
+
+		CHECK(f != NULL);
+		if (f) {
+			fputs("routes:\n  - name: c\n    default: true\n"
+			      "    sink: {type: nul}\n",
+			      f);
+			fclose(f);
+		}
+	}
+	snprintf(want, sizeof(want),
+		 "%s:4: routes[0].sink.type: unknown sink type \"nul\" "
+		 "(null, stdout, file, tcp, plugin)\n",
+		 t->path);
+	expect(t->addr, POST_RELOAD, 400, want);
+
+	/* A file sink that cannot be opened: refused when it is built. */
+	write_config(t, "d", "/nonexistent-sluice-dir/d.log");
+	fetch(t->addr, POST_RELOAD, &rp);
+	CHECK_INT_EQ(rp.status, 400);
+	CHECK(reply_body_has(&rp, "routes[0].sink: cannot open file "
+				  "\"/nonexistent-sluice-dir/d.log\""));
+	reply_free(&rp);
+
+	/* No file at all. */
+	CHECK_ERR_EQ(unlink(t->path), 0);
+	fetch(t->addr, POST_RELOAD, &rp);
+	CHECK_INT_EQ(rp.status, 400);
+	CHECK(reply_body_has(&rp, "cannot read: No such file or directory"));
+	reply_free(&rp);
+
+	/* Route b still runs and takes events. */
+	CHECK_INT_EQ(scrape_plain(t->addr,
+				  "sluice_route_adds_total{route=\"b\"}"),
+		     1);
+	CHECK_INT_EQ(scrape_plain(t->addr,
+				  "sluice_route_adds_total{route=\"c\"}"),
+		     -1);
+	CHECK_INT_EQ(scrape_plain(t->addr,
+				  "sluice_route_adds_total{route=\"d\"}"),
+		     -1);
+	feed(t, "k3");
+	CHECK_INT_EQ(atomic_load(&t->calls), 5);
+
+	sl_admin_stop(t->a);
+	CHECK_ERR_EQ(sluice_shutdown(t->r, true, UINT64_MAX), 0);
+	sluice_destroy(t->r);
+}
+
+/* The whole file at @path, or "" if there is none. */
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 4096);
+	size_t n = 0;
+
+	assert_non_null(buf);
+	if (f) {
+		n = fread(buf, 1, 4095, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static void
+test_router_admin_reload_config(void **state)
+{
+	struct reload_test t = {0};
+	char path[160], *a, *b;
+
+	(void)state;
+	snprintf(t.dir, sizeof(t.dir), "/tmp/sluice-admin-XXXXXX");
+	assert_non_null(mkdtemp(t.dir));
+	snprintf(t.path, sizeof(t.path), "%s/sluiced.yaml", t.dir);
+	harness_run(2, reload_main, &t);
+
+	/* k1 went to route a; k2 and k3 to route b, before and after the
+	 * refused reloads. */
+	snprintf(path, sizeof(path), "%s/a.log", t.dir);
+	a = slurp(path);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/b.log", t.dir);
+	b = slurp(path);
+	unlink(path);
+	unlink(t.path);
+	rmdir(t.dir);
+	assert_string_equal(a, "k k1 v\n");
+	assert_string_equal(b, "k k2 v\nk k3 v\n");
+	free(a);
+	free(b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_http_parse_get),
-		cmocka_unit_test(test_http_parse_methods),
-		cmocka_unit_test(test_http_parse_body_and_pipelining),
-		cmocka_unit_test(test_http_parse_every_prefix),
-		cmocka_unit_test(test_http_parse_errors),
-		cmocka_unit_test(test_http_parse_limits),
+		cmocka_unit_test(test_admin_parse_get),
+		cmocka_unit_test(test_admin_parse_methods),
+		cmocka_unit_test(test_admin_parse_body_and_pipelining),
+		cmocka_unit_test(test_admin_parse_every_prefix),
+		cmocka_unit_test(test_admin_parse_errors),
+		cmocka_unit_test(test_admin_parse_limits),
+		cmocka_unit_test(test_admin_parse_invariants),
 		cmocka_unit_test(test_router_admin_endpoints),
 		cmocka_unit_test(test_router_admin_limits),
 		cmocka_unit_test(test_router_admin_token),
@@ -1148,6 +1542,7 @@ main(void)
 		cmocka_unit_test(test_router_admin_stop),
 		cmocka_unit_test(test_router_admin_start_errors),
 		cmocka_unit_test(test_router_admin_concurrent),
+		cmocka_unit_test(test_router_admin_reload_config),
 	};
 
 	harness_init();

@@ -160,7 +160,9 @@ assert_defaults(const struct sluiced_config *c)
 
 	assert_string_equal(c->admin.addr, "127.0.0.1:7401");
 	assert_int_equal(c->admin.timeout_ns, 5 * SL_NSEC_PER_SEC);
-	assert_string_equal(c->admin.token, "");
+	assert_null(c->admin.token);
+	assert_int_equal(c->admin.max_request, 8 * 1024);
+	assert_true(c->admin_enabled);
 	assert_int_equal(c->drain_timeout_ns, 10 * SL_NSEC_PER_SEC);
 	assert_int_equal(c->log_level, SLUICED_LOG_INFO);
 }
@@ -267,6 +269,7 @@ static const char full_yaml[] =
 	"admin:\n"
 	"  addr: \"127.0.0.1:9901\"\n"
 	"  timeout: 2s\n"
+	"  max_request: 16KiB\n"
 	"  token: s3cret-token\n"
 	"shutdown:\n"
 	"  drain_timeout: 1m30s\n"
@@ -372,6 +375,8 @@ test_config_full_file_reads_back(void **state)
 	assert_string_equal(c.admin.addr, "127.0.0.1:9901");
 	assert_int_equal(c.admin.timeout_ns, 2 * SL_NSEC_PER_SEC);
 	assert_string_equal(c.admin.token, "s3cret-token");
+	assert_int_equal(c.admin.max_request, 16 * 1024);
+	assert_true(c.admin_enabled);
 	assert_int_equal(c.drain_timeout_ns, 90 * SL_NSEC_PER_SEC);
 	assert_int_equal(c.log_level, SLUICED_LOG_DEBUG);
 	sluiced_config_free(&c);
@@ -424,7 +429,7 @@ test_config_docs_example_loads(void **state)
 		 "/docs/configuration.md");
 	f = fopen(path, "rb");
 	if (!f)
-		skip();
+		fail_msg("cannot read %s", path);
 	fseek(f, 0, SEEK_END);
 	len = ftell(f);
 	rewind(f);
@@ -443,8 +448,14 @@ test_config_docs_example_loads(void **state)
 	assert_non_null(end);
 	end[1] = '\0';
 	parse_ok(start, &c);
-	assert_true(c.nroutes >= 3);
-	assert_true(c.ninputs >= 2);
+	assert_int_equal(c.nroutes, 4);
+	assert_int_equal(c.ninputs, 2);
+	/* The routes share one dead-letter file, and the endpoint has a
+	 * token, as the example's comments say. */
+	assert_true(c.routes[0].has_dead_letter);
+	assert_string_equal(c.routes[0].dead_letter.path,
+			    c.routes[1].dead_letter.path);
+	assert_non_null(c.admin.token);
 	sluiced_config_free(&c);
 	free(text);
 }
@@ -977,6 +988,180 @@ test_config_set_then_check_names_origins(void **state)
 	expect_config_check(&c, "t.yaml:3: routes[0].sink.path: not used by a stdout "
 			 "sink");
 	sluiced_config_free(&c);
+}
+
+/* ---- the admin section ---- */
+
+static void
+test_config_admin_off_and_token(void **state)
+{
+	static const char *const off[] = {
+		"admin: {addr: off}\n",
+		"admin: {addr: \"\"}\n",
+		"admin:\n  addr: \"off\"\n",
+	};
+	struct sluiced_config c;
+
+	(void)state;
+	for (size_t i = 0; i < SL_ARRAY_SIZE(off); i++) {
+		parse_ok(off[i], &c);
+		assert_false(c.admin_enabled);
+		sluiced_config_free(&c);
+	}
+
+	/* Off and on again by override; "" is no token. */
+	parse_ok("admin: {token: abc}\n", &c);
+	assert_true(c.admin_enabled);
+	assert_string_equal(c.admin.token, "abc");
+	expect_set(&c, "admin.addr=off", "");
+	expect_set(&c, "admin.token=", "");
+	expect_config_check(&c, "");
+	assert_false(c.admin_enabled);
+	assert_null(c.admin.token);
+	expect_set(&c, "admin.addr=127.0.0.1:0", "");
+	expect_config_check(&c, "");
+	assert_true(c.admin_enabled);
+	assert_string_equal(c.admin.addr, "127.0.0.1:0");
+	sluiced_config_free(&c);
+
+	parse_ok("admin: {token: \"\"}\n", &c);
+	assert_null(c.admin.token);
+	sluiced_config_free(&c);
+
+	/* Anything else must be an address. */
+	expect_error("admin: {addr: of}\n",
+		     "t.yaml:1: admin.addr: bad address \"of\" (expected "
+		     "HOST:PORT with a numeric IPv4 or [IPv6] host, or a Unix "
+		     "socket path: /path, @name or unix:/path)");
+	expect_error("admin:\n  max_request: 100\n",
+		     "t.yaml:2: admin.max_request: 100 is out of range (256 to "
+		     "64KiB)");
+	expect_error("admin:\n  max_request: 1MiB\n",
+		     "t.yaml:2: admin.max_request: 1MiB is out of range (256 "
+		     "to 64KiB)");
+	expect_error("admin:\n  tokn: x\n",
+		     "t.yaml:2: admin.tokn: unknown key (did you mean "
+		     "\"token\"?)");
+}
+
+/* ---- reading with overrides, and what a reload cannot change ---- */
+
+static void
+test_config_read_file_then_overrides(void **state)
+{
+	const char *sets[] = {"routes[0].workers=2", "routes[0].workers=7",
+			      "admin.addr=off"};
+	const char *bad[] = {"routes[0].workers=2", "routes[0].wrkers=1"};
+	const char *clash[] = {"routes[0].sink.type=file"};
+	char path[PATH_MAX], err[ERR_LEN];
+	struct sluiced_config c;
+
+	(void)state;
+	/* No file: the defaults, then the overrides in order. */
+	assert_int_equal(sluiced_config_read(NULL, sets, 3, &c, err,
+					     sizeof(err)),
+			 0);
+	assert_null(c.file);
+	assert_int_equal(c.routes[0].route.workers, 7);
+	assert_false(c.admin_enabled);
+	assert_int_equal(c.ninputs, 1);
+	sluiced_config_free(&c);
+
+	snprintf(path, sizeof(path), "%s/read.yaml", test_dir);
+	write_file(path, "routes:\n  - name: a\n    workers: 3\n"
+			 "    sink: {type: null}\n");
+	assert_int_equal(sluiced_config_read(path, sets, 1, &c, err,
+					     sizeof(err)),
+			 0);
+	assert_string_equal(c.file, path);
+	assert_int_equal(c.routes[0].route.workers, 2);
+	assert_true(c.admin_enabled);
+	sluiced_config_free(&c);
+
+	/* A bad override, and a check that fails only once every override
+	 * is in: each leaves nothing behind. */
+	assert_int_equal(sluiced_config_read(path, bad, 2, &c, err,
+					     sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "--set: routes[0].wrkers: unknown key (did "
+				 "you mean \"workers\"?)");
+	assert_null(c.routes);
+	assert_int_equal(sluiced_config_read(path, clash, 1, &c, err,
+					     sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "--set: routes[0].sink: missing key \"path\" "
+				 "(a file sink needs it)");
+	assert_null(c.strings_);
+
+	/* A file that cannot be read. */
+	snprintf(path, sizeof(path), "%s/none.yaml", test_dir);
+	assert_int_equal(sluiced_config_read(path, NULL, 0, &c, err,
+					     sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "none.yaml: cannot read: No such file"));
+}
+
+static void
+test_config_restart_keys(void **state)
+{
+	static const char base[] =
+		"inputs:\n  - {name: a, addr: \"127.0.0.1:1\"}\n"
+		"routes:\n  - {name: r, sink: {type: null}}\n";
+	struct sluiced_config cur, next;
+	char buf[64], text[512];
+
+	(void)state;
+	parse_ok(base, &cur);
+
+	/* The same file; then other routes, drain timeout and log level,
+	 * none of which waits for a restart. */
+	parse_ok(base, &next);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 0);
+	assert_string_equal(buf, "");
+	sluiced_config_free(&next);
+	parse_ok("inputs:\n  - {name: a, addr: \"127.0.0.1:1\"}\n"
+		 "routes:\n  - {name: s, fold: sum, sink: {type: stdout}}\n"
+		 "shutdown: {drain_timeout: 1s}\nlog: {level: debug}\n",
+		 &next);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 0);
+	sluiced_config_free(&next);
+
+	/* Each section that shapes what runs, alone and together. */
+	parse_ok("inputs:\n  - {name: a, addr: \"127.0.0.1:2\"}\n"
+		 "routes:\n  - {name: r, sink: {type: null}}\n", &next);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 1);
+	assert_string_equal(buf, "inputs");
+	sluiced_config_free(&next);
+
+	snprintf(text, sizeof(text),
+		 "%sruntime: {procs: 3}\nlimits: {key_max: 100}\n"
+		 "admin: {token: t}\n",
+		 base);
+	parse_ok(text, &next);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 3);
+	assert_string_equal(buf, "runtime, limits, admin");
+	/* A short buffer keeps what fits; the count is still right. */
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf, 10), 3);
+	assert_string_equal(buf, "runtime, ");
+	sluiced_config_free(&next);
+
+	/* Off is off, whatever the address it would have had. */
+	parse_ok("admin: {addr: off}\n", &next);
+	sluiced_config_free(&cur);
+	parse_ok("admin: {addr: \"\", timeout: 1s}\n", &cur);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 0);
+	sluiced_config_free(&next);
+	sluiced_config_free(&cur);
 }
 
 /* ---- durations and sizes ---- */
@@ -1530,6 +1715,9 @@ main(void)
 		cmocka_unit_test(test_config_set_values),
 		cmocka_unit_test(test_config_set_errors),
 		cmocka_unit_test(test_config_set_then_check_names_origins),
+		cmocka_unit_test(test_config_admin_off_and_token),
+		cmocka_unit_test(test_config_read_file_then_overrides),
+		cmocka_unit_test(test_config_restart_keys),
 		cmocka_unit_test(test_config_durations),
 		cmocka_unit_test(test_config_sizes),
 		cmocka_unit_test(test_config_merge_sum),
