@@ -50,6 +50,17 @@ struct conn_task {
 	uint32_t ack_every;
 };
 
+/* A connection is about to be closed for its bad input. */
+static void
+input_closed_bad(struct input *in, const char *why)
+{
+	atomic_fetch_add_explicit(&in->closed_bad, 1, memory_order_relaxed);
+	sl__router_log("warn",
+		       "msg=\"connection closed for bad input\" input=%s "
+		       "why=\"%s\"",
+		       in->name, why);
+}
+
 /* Count a bad item; true when the connection has sent too many. */
 static bool
 input_bad(struct conn_task *ct, int err, const char *why)
@@ -102,19 +113,23 @@ skip_line(struct input *in, struct sl_conn *c)
 	}
 }
 
-/* Skip @n bytes of an oversized frame. */
+/*
+ * Skip the @n body bytes of an oversized frame, through the reader: the
+ * reader may still hold the frame's header as a view it has not consumed
+ * from the connection, and only its next read settles that.  Going around
+ * it to the connection would start the skip at the header, and end it
+ * four bytes short whenever the body ends on a receive-buffer boundary.
+ */
 static int
-skip_bytes(struct input *in, struct sl_conn *c, uint64_t n)
+skip_frame_body(struct input *in, struct sl_reader *rd, uint64_t n)
 {
 	while (n) {
-		struct sl_iobuf b;
-		size_t take;
-		int r = sl_conn_peek(in->ctx, c, &b);
+		size_t take = n < rd->max ? (size_t)n : rd->max;
+		const char *p;
+		ssize_t r = sl_reader_exact(in->ctx, rd, take, &p);
 
 		if (r <= 0)
-			return r ? r : -EPIPE;
-		take = b.len < n ? b.len : (size_t)n;
-		sl_conn_consume(c, take);
+			return r ? (int)r : -EPIPE;
 		n -= take;
 	}
 	return 0;
@@ -208,15 +223,18 @@ serve_frames(struct conn_task *ct, struct sl_reader *rd)
 
 			if (input_bad(ct, -EMSGSIZE, why))
 				return 0;
-			r = skip_bytes(in, ct->c, len);
+			r = skip_frame_body(in, rd, len);
 			if (r)
 				return r;
 			continue;
 		}
 		if (total < 0) {
 			/* A length that cannot be a frame: the stream cannot
-			 * be resynchronised, so the connection ends. */
-			input_bad(ct, (int)total, why);
+			 * be resynchronised, so the connection ends, and is
+			 * counted as closed for bad input (unless reaching
+			 * max_malformed counted it already). */
+			if (!input_bad(ct, (int)total, why))
+				input_closed_bad(in, why);
 			return 0;
 		}
 		n = sl_reader_exact(in->ctx, rd, (size_t)total - 4, &body);

@@ -235,7 +235,15 @@ shard_pump(void *arg)
 			cases[n++] = (struct sl_select_case){
 				.ch = sh->work, .dir = SL_SELECT_SEND,
 				.elem = &held};
-		due = sl_foldq_next_due(sh->q);
+		/*
+		 * A waiting key that comes due is only worth waking for if
+		 * it can be handed out: not while an item waits for a free
+		 * worker (it is promoted once one frees up), nor once
+		 * aborted.  Waking for it then would find it due again at
+		 * once and spin, pinned, starving the workers of this
+		 * processor that the pump is waiting on.
+		 */
+		due = held || abort ? UINT64_MAX : sl_foldq_next_due(sh->q);
 		now = sl_now_ns();
 		timeout = due == UINT64_MAX ? SL_SELECT_FOREVER
 		       : due > now	    ? due - now
@@ -281,10 +289,20 @@ shard_worker(void *arg)
 		uint64_t start = sl_now_ns(), end, newest;
 		uint32_t idx;
 
+		/*
+		 * The read-side section covers loading the sink and taking a
+		 * reference, not the reconcile: a reconcile may wait on its
+		 * peer for as long as the sink's timeout, and a section that
+		 * long would hold up every grace period (a reload, and a
+		 * shutdown before its deadline can act).  A sink replaced
+		 * meanwhile stays open on this reference until it returns.
+		 */
 		idx = sl_srcu_read_lock(&rt->r->srcu);
 		s = atomic_load(&rt->sink);
-		d.result = s->ops->reconcile(s->state, it, rt->ctx);
+		sl__sink_ref(s);
 		sl_srcu_read_unlock(&rt->r->srcu, idx);
+		d.result = s->ops->reconcile(s->state, it, rt->ctx);
+		sl__sink_unref(s);
 
 		end = sl_now_ns();
 		newest = it->events[it->nevents - 1]->ts_ns;
@@ -596,8 +614,10 @@ sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 		t->routes[i] = made[i];
 	}
 
-	/* Kept routes take their new sink; the old one is released once
-	 * no worker can be using it (after the grace period below). */
+	/* Kept routes take their new sink.  The route's reference to the
+	 * old one is dropped after the grace period below, by when every
+	 * worker still reconciling into it holds a reference of its own;
+	 * the last of them closes it. */
 	for (size_t i = 0; i < n; i++) {
 		struct route *rt = t->routes[i];
 

@@ -34,9 +34,12 @@ sink_encode(const struct sl_foldq_item *it, bool frames, char **buf,
 	for (unsigned i = 0; i < it->nevents; i++) {
 		const struct sl_event *e = it->events[i];
 		size_t room = *cap - *len, n;
+		/* No buffer yet: the encoders only measure with no room, and
+		 * NULL + 0 is undefined behaviour, so do not form it. */
+		char *at = *buf ? *buf + *len : NULL;
 
-		n = frames ? sl_frame_encode_event(e, *buf + *len, room)
-			   : sl_line_encode(e, *buf + *len, room);
+		n = frames ? sl_frame_encode_event(e, at, room)
+			   : sl_line_encode(e, at, room);
 		if (n > room) {
 			size_t ncap = *cap ? *cap : 4096;
 			char *nb;
@@ -164,12 +167,16 @@ group_fini(struct group *g)
 
 /*
  * Append @it's encoding and wait until the batch it joined is written by
- * @write, which the batch's leader calls without the mutex.
+ * @write, which the batch's leader calls without the mutex, with its own
+ * @ctx: a write that may wait on a peer must return when that ends.
+ * Every reconcile of a route gets the same context, so the leader's ends
+ * when its followers' would.
  */
 static int
 group_submit(struct group *g, const struct sl_foldq_item *it, bool frames,
-	     int (*write)(void *arg, const char *buf, size_t len),
-	     void *arg)
+	     int (*write)(void *arg, struct sl_context *ctx, const char *buf,
+			  size_t len),
+	     void *arg, struct sl_context *ctx)
 {
 	struct batch_req req = {0};
 	int r;
@@ -207,7 +214,7 @@ group_submit(struct group *g, const struct sl_foldq_item *it, bool frames,
 		g->len = g->cap = 0;
 		sl_mutex_unlock(&g->mu);
 
-		r = write(arg, buf, len);
+		r = write(arg, ctx, buf, len);
 		mi_free(buf);
 
 		sl_mutex_lock(&g->mu);
@@ -236,11 +243,12 @@ struct fd_sink {
 };
 
 static int
-fd_write(void *arg, const char *buf, size_t len)
+fd_write(void *arg, struct sl_context *ctx, const char *buf, size_t len)
 {
 	struct fd_sink *s = arg;
 	ssize_t n = sl_file_write(NULL, s->fd, buf, len, -1);
 
+	(void)ctx;
 	return n < 0 ? (int)n : 0;
 }
 
@@ -248,8 +256,7 @@ static int
 stdout_reconcile(void *state, const struct sl_foldq_item *it,
 		 struct sl_context *ctx)
 {
-	(void)ctx;
-	return group_submit(state, it, false, fd_write, state);
+	return group_submit(state, it, false, fd_write, state, ctx);
 }
 
 static void
@@ -336,14 +343,16 @@ file_rotate(struct file_sink *s)
 	return file_open(s);
 }
 
-/* Runs as the batch's leader: one write, one sync, rotation. */
+/* Runs as the batch's leader: one write, one sync, rotation.  Local
+ * file I/O ends on its own, so @ctx is not needed. */
 static int
-file_write(void *arg, const char *buf, size_t len)
+file_write(void *arg, struct sl_context *ctx, const char *buf, size_t len)
 {
 	struct file_sink *s = arg;
 	ssize_t n;
 	int r;
 
+	(void)ctx;
 	if (s->error)
 		return s->error;
 	if (s->fd < 0 && (r = file_open(s)))
@@ -381,8 +390,7 @@ file_reconcile(void *state, const struct sl_foldq_item *it,
 {
 	struct file_sink *s = state;
 
-	(void)ctx;
-	return group_submit(&s->g, it, s->o.frames, file_write, s);
+	return group_submit(&s->g, it, s->o.frames, file_write, s, ctx);
 }
 
 static void
@@ -451,9 +459,14 @@ struct tcp_sink {
 	_Atomic uint64_t connects, connect_failures, timeouts;
 };
 
-/* Runs as the batch's leader, without the group's mutex. */
+/*
+ * Runs as the batch's leader, without the group's mutex.  @ctx (the
+ * route's, cancelled when a drain runs out of time) cuts short a connect
+ * or a send that waits on a peer that does not read, which the write
+ * timeout alone would let wait far longer.
+ */
 static int
-tcp_write(void *arg, const char *buf, size_t len)
+tcp_write(void *arg, struct sl_context *ctx, const char *buf, size_t len)
 {
 	struct tcp_conn *tc = arg;
 	struct tcp_sink *s = tc->sink;
@@ -461,18 +474,19 @@ tcp_write(void *arg, const char *buf, size_t len)
 	ssize_t n;
 
 	if (!tc->c) {
-		struct sl_context *ctx = NULL;
+		struct sl_context *cctx = NULL;
 		int r;
 
 		if (now < tc->next_try)
 			return -ECONNREFUSED;
 		if (s->o.timeout_ns)
-			sl_context_with_timeout(sl_context_background(),
-						s->o.timeout_ns, &ctx);
+			sl_context_with_timeout(ctx ? ctx
+						    : sl_context_background(),
+						s->o.timeout_ns, &cctx);
 		atomic_fetch_add(&s->connects, 1);
-		r = sl_connect(ctx, s->addr, NULL, &tc->c);
-		if (ctx)
-			sl_context_release(ctx);
+		r = sl_connect(cctx ? cctx : ctx, s->addr, NULL, &tc->c);
+		if (cctx)
+			sl_context_release(cctx);
 		if (r) {
 			tc->c = NULL;
 			atomic_fetch_add(&s->connect_failures, 1);
@@ -495,13 +509,14 @@ tcp_write(void *arg, const char *buf, size_t len)
 	sl_conn_set_deadline(tc->c, SL_NO_DEADLINE,
 			     s->o.timeout_ns ? now + s->o.timeout_ns
 					     : SL_NO_DEADLINE);
-	n = sl_conn_send(NULL, tc->c, buf, len);
+	n = sl_conn_send(ctx, tc->c, buf, len);
 	if (n >= 0)
 		return 0;
 	/*
-	 * Broken or timed out: the peer may have some of these bytes or
-	 * none.  Start afresh on a new connection; the items are retried,
-	 * so a receiver must take repeats (the latest state again).
+	 * Broken, timed out or cancelled: the peer may have some of these
+	 * bytes or none.  Start afresh on a new connection; the items are
+	 * retried, so a receiver must take repeats (the latest state
+	 * again).
 	 */
 	if (n == -ETIMEDOUT)
 		atomic_fetch_add(&s->timeouts, 1);
@@ -517,8 +532,7 @@ tcp_reconcile(void *state, const struct sl_foldq_item *it,
 	struct tcp_sink *s = state;
 	struct tcp_conn *tc = &s->conns[it->hash % s->o.conns];
 
-	(void)ctx;
-	return group_submit(&tc->g, it, s->o.frames, tcp_write, tc);
+	return group_submit(&tc->g, it, s->o.frames, tcp_write, tc, ctx);
 }
 
 static void
