@@ -4,6 +4,8 @@
 # (clang).  Stress sizes shrink under the sanitizers but never vanish.
 #
 # Usage: tools/check.sh [plain|asan|tsan ...]   (default: all three)
+# Then every fuzz target runs FUZZ_SECONDS seconds (default 20, 0 skips
+# it) through tools/fuzz.sh; a crash or a broken invariant fails the check.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +52,21 @@ for b in "${builds[@]}"; do
 	fi
 	[ $rc -eq 0 ] || failed+=("$b")
 done
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if [ "$fuzz_seconds" != 0 ]; then
+	echo "=== fuzz ==="
+	out=$(tools/fuzz.sh "$fuzz_seconds" 2>&1)
+	rc=$?
+	echo "$out" | tail -n 60
+	p=$(echo "$out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+	if [ -n "$p" ]; then
+		set -- $p
+		passed_total=$((passed_total + $1))
+		failed_total=$((failed_total + $2))
+	fi
+	[ $rc -eq 0 ] || failed+=("fuzz")
+fi
 
 echo
 echo "checked: ${passed_total} passed, ${failed_total} failed"
