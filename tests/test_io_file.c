@@ -39,16 +39,6 @@
 
 #include "harness.h"
 
-/*
- * In sanitizer builds, mimalloc's calls are served by the C library's
- * allocator, which the sanitizers watch (integration/itest_alloc.c says
- * why): a use of a connection, listener or log after it was freed is then
- * reported instead of passing unseen.
- */
-#ifdef SL_SANITIZER
-#include "integration/itest_alloc.c"
-#endif
-
 /* For results that are negative errno values: prints both messages. */
 #define assert_err(got, want)                                                  \
 	do {                                                                   \

@@ -23,16 +23,6 @@
 #include "harness.h"
 
 /*
- * In sanitizer builds, mimalloc's calls are served by the C library's
- * allocator, which the sanitizers watch (integration/itest_alloc.c says
- * why): a use of a connection, listener or log after it was freed is then
- * reported instead of passing unseen.
- */
-#ifdef SL_SANITIZER
-#include "integration/itest_alloc.c"
-#endif
-
-/*
  * Multishot receive and accept on rings of provided buffers, which every
  * socket here uses, came in Linux 6.0 (docs/io.md).  On an older kernel
  * every case is skipped, and the reason said once.
