@@ -10,7 +10,7 @@ group=${1:-test}
 core=(build-essential cmake pkg-config liburing-dev libnuma-dev
       libmimalloc-dev libxxhash-dev libyaml-dev)
 test=(clang libclang-rt-dev libcmocka-dev dpkg-dev systemd)
-bench=(golang-go libck-dev dpdk-dev nats-server)
+bench=(golang-go libck-dev dpdk-dev nats-server gnuplot-nox)
 
 case "$group" in
 core) want=("${core[@]}") ;;
