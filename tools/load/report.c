@@ -166,9 +166,10 @@ report_counts(const struct load_opts *o, const struct load_result *r, FILE *out)
 	if (o->verify)
 		fprintf(out,
 		        "  delivered  %llu new versions on %llu sink "
-		        "connections (fold ratio %.2f)\n",
+		        "connection%s (fold ratio %.2f)\n",
 		        (unsigned long long)r->delivered,
 		        (unsigned long long)r->sink_conns,
+		        r->sink_conns == 1 ? "" : "s",
 		        r->delivered ? (double)r->sent / (double)r->delivered
 		                     : 0);
 	fprintf(out,
