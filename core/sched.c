@@ -45,7 +45,10 @@
  *       spinning (looking for work); the waker makes the woken P count as
  *       spinning before it even runs (nspinning 0 -> 1 by CAS).
  *   W2  A spinning P that finds work stops spinning and, if it was the last
- *       spinner, wakes another P (there may be more work).
+ *       spinner, wakes another P (there may be more work).  Work it found
+ *       on its own queues (its completions, run queue or inbox) says
+ *       nothing about work elsewhere, so then it wakes another only if a
+ *       queue another P could take from is not empty.
  *   W3  Readying a task into runnext does not wake anyone when runnext was
  *       empty: the successor runs as soon as the current task parks, which is
  *       what a waking task almost always does next.  Go wakes here too; we do
@@ -66,6 +69,11 @@
  *       it wakes: a kick that saw it idle just before an earlier wake-up can
  *       set the flag late, and a stale flag would make every later kick skip
  *       its message.
+ *   W8  A batch of wake-ups (completions, timers, posted work) queues its
+ *       tasks at the tail without waking anyone, then wakes one idle P
+ *       only if more than one task waits: the P that ran the batch runs the
+ *       next task itself.  As in W4's note in wakep(), missing a wake-up
+ *       for work on the caller's own queue costs parallelism, not progress.
  *
  * Parking.  A task that waits publishes waiters (sched_internal.h) on the
  * objects it waits for; a waker claims one by CAS and calls sl__wake().  The
@@ -529,6 +537,31 @@ proc_stop_spinning(struct sl__proc *p)
 		wakep(p);
 }
 
+static bool work_anywhere(struct sl__proc *p);
+
+/*
+ * W2 for work a spinning P found on its own queues (its completions, its
+ * run queue, its inbox): that says nothing about work elsewhere, so the
+ * last spinner wakes another P only if some is left that another P could
+ * take.  Waking one just to find nothing costs two CPUs a cross-CPU
+ * wake-up each; one connection's completions used to do so thousands of
+ * times a second.
+ */
+static void
+proc_stop_spinning_local(struct sl__proc *p)
+{
+	if (!p->spinning)
+		return;
+	p->spinning = false;
+	if (atomic_fetch_sub_explicit(&sl__rt.nspinning, 1,
+				      memory_order_seq_cst) != 1)
+		return;
+	if (atomic_load_explicit(&p->runq_head, memory_order_relaxed) !=
+		    atomic_load_explicit(&p->runq_tail, memory_order_relaxed) ||
+	    work_anywhere(p))
+		wakep(p);
+}
+
 /* ---- making tasks runnable ---- */
 
 static void
@@ -565,7 +598,28 @@ runq_put(struct sl__proc *p, struct sl__task *t, bool next)
 		return;
 	}
 	runq_put_tail(p, t);
-	wakep(p);
+	if (!p->in_batch)
+		wakep(p);
+}
+
+/*
+ * W8: after a batch of wake-ups (completions, timers, posted work) that
+ * queued tasks at the tail since it found the tail at @tail0, wake an idle
+ * P only if more than one task waits: this P runs the next one itself as
+ * soon as the batch is over, and a P woken for that one would find
+ * nothing, or worse, steal it.
+ */
+static void
+batch_wakep(struct sl__proc *p, uint32_t tail0)
+{
+	uint32_t tail = atomic_load_explicit(&p->runq_tail,
+					     memory_order_relaxed);
+	uint32_t head = atomic_load_explicit(&p->runq_head,
+					     memory_order_relaxed);
+	bool next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+
+	if (tail != tail0 && tail - head + next > 1)
+		wakep(p);
 }
 
 void
@@ -722,6 +776,8 @@ static void
 mail_drain(struct sl__proc *p)
 {
 	struct sl__completion *batch[32];
+	uint32_t tail0 = atomic_load_explicit(&p->runq_tail,
+					      memory_order_relaxed);
 	unsigned n;
 
 	p->in_batch = true;
@@ -729,6 +785,7 @@ mail_drain(struct sl__proc *p)
 		for (unsigned i = 0; i < n; i++)
 			batch[i]->fn(batch[i], 0, 0);
 	p->in_batch = false;
+	batch_wakep(p, tail0);
 }
 
 void
@@ -783,14 +840,22 @@ find_local(struct sl__proc *p)
 		mail_drain(p);
 	if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) !=
 	    UINT64_MAX) {
+		uint32_t tail0 = atomic_load_explicit(&p->runq_tail,
+						      memory_order_relaxed);
+
 		p->in_batch = true;
 		sl__timers_run(p, sl_now_ns());
 		p->in_batch = false;
+		batch_wakep(p, tail0);
 	}
 	if (io_uring_cq_ready(&p->ring)) {
+		uint32_t tail0 = atomic_load_explicit(&p->runq_tail,
+						      memory_order_relaxed);
+
 		p->in_batch = true;
 		sl__poller_reap(p);
 		p->in_batch = false;
+		batch_wakep(p, tail0);
 	}
 	if (p->sq_unsubmitted && tick % 16 == 0)
 		sl__poller_flush(p);
@@ -1396,9 +1461,8 @@ machine_take_p(struct sl__machine *m)
 }
 
 static struct sl__task *steal_work(struct sl__proc *p);
-static struct sl__task *spin_for_work(struct sl__proc *p);
+static struct sl__task *spin_for_work(struct sl__proc *p, bool *stolen);
 static struct sl__task *proc_idle(struct sl__proc *p);
-static bool work_anywhere(struct sl__proc *p);
 
 static struct sl__task *
 find_runnable(struct sl__proc *p)
@@ -1406,13 +1470,14 @@ find_runnable(struct sl__proc *p)
 	for (;;) {
 		struct sl__task *t;
 		uint32_t busy, spinning;
+		bool stolen;
 
 		if (atomic_load_explicit(&sl__rt.stopping,
 					 memory_order_acquire))
 			return NULL;
 		t = find_local(p);
 		if (t)
-			goto found;
+			goto found_local;
 		if (p->sq_unsubmitted)
 			sl__poller_flush(p);
 
@@ -1429,11 +1494,17 @@ find_runnable(struct sl__proc *p)
 		}
 		if (p->spinning && (t = steal_work(p)))
 			goto found;
-		if (p->spinning && (t = spin_for_work(p)))
-			goto found;
+		if (p->spinning && (t = spin_for_work(p, &stolen))) {
+			if (stolen)
+				goto found;
+			goto found_local;
+		}
 		if ((t = proc_idle(p)))
 			goto found;
 		continue;
+found_local:
+		proc_stop_spinning_local(p);
+		return t;
 found:
 		proc_stop_spinning(p);
 		return t;
@@ -1447,9 +1518,11 @@ found:
  * "more work arrives a few microseconds later" into no wake-up at all.
  */
 static struct sl__task *
-spin_for_work(struct sl__proc *p)
+spin_for_work(struct sl__proc *p, bool *stolen)
 {
 	uint64_t until = 0;
+
+	*stolen = false;
 
 	for (unsigned i = 0; sl__rt.opts.idle_spin_ns; i++) {
 		struct sl__task *t;
@@ -1468,8 +1541,10 @@ spin_for_work(struct sl__proc *p)
 		sl__cpu_relax();
 		if ((t = find_local(p)))
 			return t;
-		if (work_anywhere(p) && (t = steal_work(p)))
+		if (work_anywhere(p) && (t = steal_work(p))) {
+			*stolen = true;
 			return t;
+		}
 	}
 	return NULL;
 }

@@ -64,6 +64,7 @@ struct sl_io_stats {
 	uint64_t buf_grows;	/* times it got more buffers for that */
 	uint64_t stalls;	/* receives that waited for a buffer back */
 	uint64_t recv_rearms;	/* multishot receives armed again */
+	uint64_t recv_bundles;	/* receives that filled several buffers */
 };
 
 /** sl_io_stats_get() - totals over all processors (approximate while live). */

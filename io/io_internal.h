@@ -70,6 +70,14 @@ void sl__io_cancel_on(struct sl__proc *p, void *user_data);
 
 #define SL__IO_BGID 0
 
+/* From the kernel's uapi header (Linux 6.10); liburing 2.3 predates it. */
+#ifndef IORING_RECVSEND_BUNDLE
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
+#ifndef IORING_FEAT_RECVSEND_BUNDLE
+#define IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
+#endif
+
 struct sl__io_stall;
 
 struct sl__io_proc {
@@ -81,6 +89,15 @@ struct sl__io_proc {
 	unsigned nbufs;			/* buffers allocated so far */
 	uint32_t buf_size;
 	char **addr;			/* buffer id -> address */
+	/*
+	 * Which buffer sits in which ring slot, and back: a bundled receive
+	 * (below) names only the first buffer it filled, and the others are
+	 * the ones in the slots after it.
+	 */
+	uint16_t *slot_bid, *bid_slot;
+	/* Stream receives take several buffers per completion when the
+	 * socket holds that much (IORING_RECVSEND_BUNDLE, Linux 6.10). */
+	bool bundle;
 	char *chunks[16];
 	size_t chunk_bytes[16];
 	unsigned nchunks;
@@ -95,7 +112,7 @@ struct sl__io_proc {
 
 	struct {
 		_Atomic uint64_t ops, cancels, timeouts, enobufs, grows;
-		_Atomic uint64_t stalls, rearms, bufs;
+		_Atomic uint64_t stalls, rearms, bufs, bundles;
 	} st;
 };
 
@@ -117,6 +134,20 @@ struct sl__io_proc *sl__io_proc_of(struct sl__proc *p);
  * buffers, both set up on first use. */
 struct sl__io_proc *sl__io_proc_get(int *err);
 
+/*
+ * The buffer @k slots after @first in the ring: a bundle's @k-th (owner
+ * only).  Valid until the slot is written again, which takes a put for
+ * every slot between the ring's tail and it: the caller looks each one up
+ * before it puts any back.
+ */
+static inline uint16_t
+sl__io_bundle_bid(const struct sl__io_proc *ip, uint16_t first, unsigned k)
+{
+	if (k == 0)
+		return first;
+	return ip->slot_bid[(ip->bid_slot[first] + k) & (ip->entries - 1)];
+}
+
 /* A buffer's address. */
 static inline char *
 sl__io_buf_addr(struct sl__io_proc *ip, uint16_t bid)
@@ -132,6 +163,25 @@ static inline void
 sl__io_buf_taken(struct sl__io_proc *ip)
 {
 	atomic_fetch_add_explicit(&ip->in_use, 1, memory_order_relaxed);
+}
+
+void sl__io_bufs_grow(struct sl__io_proc *ip);
+
+/*
+ * Grow the ring before it runs dry, once fewer than an eighth of the
+ * buffers are free (owner only, with no socket's lock held: it may map
+ * memory).  A dry ring ends every armed receive that wants a buffer with
+ * -ENOBUFS, each to be re-armed: with many connections, thousands of
+ * completions and submissions that growing a little early avoids.
+ */
+static inline void
+sl__io_bufs_top_up(struct sl__io_proc *ip)
+{
+	int64_t used = atomic_load_explicit(&ip->in_use, memory_order_relaxed);
+
+	if (SL_UNLIKELY((int64_t)ip->nbufs - used < (int64_t)ip->nbufs / 8 &&
+			ip->nbufs < ip->entries))
+		sl__io_bufs_grow(ip);
 }
 
 /*
@@ -203,6 +253,7 @@ struct sl__rx {
 	_Atomic uint32_t lock;
 	enum sl__rx_state state;
 	bool eof, closing;
+	bool capped;			/* armed with a byte limit */
 	int err;
 	unsigned posts;			/* posted completions not yet run */
 	struct sl__io_proc *ip;		/* where the receive is (or was) */
@@ -261,6 +312,9 @@ sl__rx_item_release(struct sl__rx_item *it)
  * returned; the owner then gives up its hold with sl__rx_release().
  */
 void sl__rx_close(struct sl__rx *rx);
+
+/* Whether stream receives are armed with a byte limit (see rx.c). */
+bool sl__rx_caps_work(void);
 void sl__rx_release(struct sl__rx *rx);
 
 /* Log one line in the runtime's format, at most once a second per site. */

@@ -279,7 +279,17 @@ int sl_dgram_recv(struct sl_context *ctx, struct sl_dgram *d,
 		  struct sl_datagram *out);
 void sl_dgram_release(struct sl_dgram *d, struct sl_datagram *dg);
 
-/* sl_dgram_send() - send one datagram to @to (NULL: the connected peer). */
+/**
+ * sl_dgram_send() - send one datagram to @to (NULL: the connected peer).
+ *
+ * A Unix datagram socket whose receiver's queue is full cannot take the
+ * datagram: the call parks until the receiver makes room, or until @ctx
+ * ends, and then the datagram is not sent.  UDP does not wait: a full
+ * receiver drops the datagram and counts it in its `dropped`.
+ *
+ * Return: @len; -ETIMEDOUT or -ECANCELED (@ctx ended first, nothing sent);
+ * or another negative errno value (-ECONNREFUSED, -EMSGSIZE, ...).
+ */
 ssize_t sl_dgram_send(struct sl_context *ctx, struct sl_dgram *d,
 		      const void *buf, size_t len, const struct sl_addr *to);
 

@@ -198,6 +198,13 @@ sl__io_begin(struct sl__io_op *op, struct sl_context *ctx, uint64_t deadline,
 		*err = r;
 		return NULL;
 	}
+	/*
+	 * Publish the wait record again, now complete.  The kernel orders
+	 * the submission before its completion, but a race detector cannot
+	 * see that; this release pairs with the acquire in io_op_settle(),
+	 * which may run on another machine, and makes the order explicit.
+	 */
+	atomic_store_explicit(&op->wake, &op->w, memory_order_release);
 	sqe = io_uring_get_sqe(&p->ring);
 	if (!sqe) {
 		/* The flush above could not make room: the kernel's queue is
@@ -266,7 +273,13 @@ sl__io_run(struct sl__io_op *op, struct io_uring_sqe *sqe)
 
 	if (op->res != -ECANCELED && op->res != -EINTR)
 		return op->res;
-	if (op->linked && op->tres == -ETIME) {
+	/*
+	 * The linked timeout fired unless it was itself cancelled (-ECANCELED,
+	 * the request having finished first).  Its own result says how its
+	 * cancel went: -ETIME, or -ENOENT / -EALREADY when the request was
+	 * running on a kernel worker, which then ends it with -EINTR.
+	 */
+	if (op->linked && op->tres && op->tres != -ECANCELED) {
 		if (ip)
 			sl__io_stat_add(&ip->st.timeouts, 1);
 		return -ETIMEDOUT;

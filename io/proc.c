@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -69,6 +70,18 @@ pow2_at_least(unsigned n)
 	return p;
 }
 
+/* Put @bid in the ring's @i-th free slot, noting where (owner only). */
+static void
+io_ring_add(struct sl__io_proc *ip, uint16_t bid, int mask, unsigned i)
+{
+	uint16_t slot = (uint16_t)((ip->br->tail + i) & (unsigned)mask);
+
+	ip->slot_bid[slot] = bid;
+	ip->bid_slot[bid] = slot;
+	io_uring_buf_ring_add(ip->br, ip->addr[bid], ip->buf_size, bid, mask,
+			      (int)i);
+}
+
 /* Allocate @n more buffers and put them in the ring (owner only). */
 static int
 io_bufs_add(struct sl__io_proc *ip, unsigned n)
@@ -92,8 +105,7 @@ io_bufs_add(struct sl__io_proc *ip, unsigned n)
 		uint16_t bid = (uint16_t)(ip->nbufs + i);
 
 		ip->addr[bid] = mem + (size_t)i * ip->buf_size;
-		io_uring_buf_ring_add(ip->br, ip->addr[bid], ip->buf_size, bid,
-				      mask, (int)i);
+		io_ring_add(ip, bid, mask, i);
 	}
 	io_uring_buf_ring_advance(ip->br, (int)n);
 	ip->nbufs += n;
@@ -104,8 +116,7 @@ io_bufs_add(struct sl__io_proc *ip, unsigned n)
 static void
 io_buf_ring_put(struct sl__io_proc *ip, uint16_t bid)
 {
-	io_uring_buf_ring_add(ip->br, ip->addr[bid], ip->buf_size, bid,
-			      io_uring_buf_ring_mask(ip->entries), 0);
+	io_ring_add(ip, bid, io_uring_buf_ring_mask(ip->entries), 0);
 	io_uring_buf_ring_advance(ip->br, 1);
 }
 
@@ -131,9 +142,7 @@ sl__io_returns_drain(struct sl__io_proc *ip)
 		int mask = io_uring_buf_ring_mask(ip->entries);
 
 		for (unsigned i = 0; i < n; i++)
-			io_uring_buf_ring_add(ip->br, ip->addr[bids[i]],
-					      ip->buf_size, bids[i], mask,
-					      (int)i);
+			io_ring_add(ip, bids[i], mask, i);
 		io_uring_buf_ring_advance(ip->br, (int)n);
 		total += n;
 	}
@@ -221,6 +230,17 @@ sl__io_buf_refill(struct sl__io_proc *ip)
 }
 
 void
+sl__io_bufs_grow(struct sl__io_proc *ip)
+{
+	unsigned n = ip->nbufs;
+
+	if (n > ip->entries - ip->nbufs)
+		n = ip->entries - ip->nbufs;
+	if (n && io_bufs_add(ip, n) == 0)
+		sl__io_stat_add(&ip->st.grows, 1);
+}
+
+void
 sl__io_stall_add(struct sl__io_proc *ip, struct sl__io_stall *s)
 {
 	s->prev = NULL;
@@ -269,6 +289,8 @@ sl__io_proc_fini(struct sl__proc *p)
 		munmap(ip->chunks[i], ip->chunk_bytes[i]);
 	sl_ring_destroy(ip->returns);
 	mi_free(ip->addr);
+	mi_free(ip->slot_bid);
+	mi_free(ip->bid_slot);
 	mi_free(ip);
 }
 
@@ -289,8 +311,12 @@ io_bufs_setup(struct sl__io_proc *ip)
 	ip->buf_size = io_opts.buf_size;
 	ip->entries = pow2_at_least(io_opts.bufs_max);
 	ip->addr = mi_calloc(ip->entries, sizeof(*ip->addr));
+	ip->slot_bid = mi_calloc(ip->entries, sizeof(*ip->slot_bid));
+	ip->bid_slot = mi_calloc(ip->entries, sizeof(*ip->bid_slot));
 	ip->returns = sl_ring_create(sizeof(uint16_t), ip->entries);
-	if (!ip->addr || !ip->returns) {
+	ip->bundle = (p->ring.features & IORING_FEAT_RECVSEND_BUNDLE) &&
+		     !getenv("SLUICE_NO_RECV_BUNDLE");
+	if (!ip->addr || !ip->slot_bid || !ip->bid_slot || !ip->returns) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -327,7 +353,10 @@ fail:
 	sl_ring_destroy(ip->returns);
 	ip->returns = NULL;
 	mi_free(ip->addr);
+	mi_free(ip->slot_bid);
+	mi_free(ip->bid_slot);
 	ip->addr = NULL;
+	ip->slot_bid = ip->bid_slot = NULL;
 	atomic_fetch_sub(&io_rings_live, 1);
 	return r;
 }
@@ -404,6 +433,8 @@ sl_io_stats_get(struct sl_io_stats *out)
 			&ip->st.rearms, memory_order_relaxed);
 		out->bufs_total += atomic_load_explicit(&ip->st.bufs,
 							memory_order_relaxed);
+		out->recv_bundles += atomic_load_explicit(
+			&ip->st.bundles, memory_order_relaxed);
 		out->bufs_in_use += (uint64_t)atomic_load_explicit(
 			&ip->in_use, memory_order_relaxed);
 	}

@@ -4,19 +4,23 @@
  *
  * One multishot receive stays in the kernel while the socket has a reader
  * and room in its queue.  Each completion carries one buffer from the
- * processor's provided-buffer ring; the completion queues it and wakes a
- * reader.  The receive ends (a completion without IORING_CQE_F_MORE) at
- * the end of the stream, on an error, when the buffer ring is dry
- * (-ENOBUFS), when we cancel it, and sometimes for the kernel's own
- * reasons; each case decides whether and where it is armed again:
+ * processor's provided-buffer ring, or for a stream a bundle of them
+ * (Linux 6.10); the completion queues them and wakes a reader.  The
+ * receive ends (a completion without IORING_CQE_F_MORE) at the end of the
+ * stream, on an error, when the buffer ring is dry (-ENOBUFS), when we
+ * cancel it, when it has taken the byte limit it was armed with, and
+ * sometimes for the kernel's own reasons; each case decides whether and
+ * where it is armed again:
  *
  *   end of stream, error        not again; readers see it after the queue
  *   -ENOBUFS                    again at once if the ring could be
  *                               refilled, else after buffers come back
  *   cancelled for back-pressure by the next reader that finds the queue
  *                               below half its limit, on the reader's own
- *                               processor
- *   ended with data             again at once
+ *                               processor; at once if a notification
+ *                               waits and the queue has drained
+ *   ended with data             again at once, or as cancelled if the
+ *                               queue is full (the limit was reached)
  *
  * The state lives under a spinlock because the completion runs on the
  * receive's processor while readers and the closer run anywhere.  Nothing
@@ -34,6 +38,7 @@
 #define RX_TOKEN 1u
 
 static void rx_complete(struct sl__completion *c, int res, uint32_t flags);
+static void rx_maybe_rearm(struct sl__rx *rx, struct sl__io_proc *ip);
 
 static void
 rx_lock(struct sl__rx *rx)
@@ -47,6 +52,42 @@ rx_unlock(struct sl__rx *rx)
 	sl__spin_unlock(&rx->lock);
 }
 
+/*
+ * Whether the kernel takes a byte limit on a multishot receive: per
+ * receive in sqe->len and in all in sqe->optlen (Linux 6.17; liburing
+ * 2.3 calls the field file_index).  Older kernels refuse the request with
+ * -EINVAL, which turns this off for good (rx_complete).
+ */
+static _Atomic bool rx_caps_work = true;
+
+bool
+sl__rx_caps_work(void)
+{
+	return atomic_load_explicit(&rx_caps_work, memory_order_relaxed);
+}
+
+/*
+ * The byte limit for a stream receive armed now: the room left under
+ * max_bytes, rounded up to whole buffers, so that the receive ends by
+ * itself where the limit would have it cancelled; 0 for none.  Cancelling
+ * comes too late: a bundled receive may have taken a megabyte by then.
+ */
+static uint32_t
+rx_room(const struct sl__rx *rx, const struct sl__io_proc *ip)
+{
+	size_t room, bufs;
+
+	if (rx->msg || rx->max_bytes == SIZE_MAX ||
+	    rx->bytes >= rx->max_bytes ||
+	    !atomic_load_explicit(&rx_caps_work, memory_order_relaxed))
+		return 0;
+	room = rx->max_bytes - rx->bytes;
+	bufs = (room + ip->buf_size - 1) / ip->buf_size;
+	if (bufs > INT32_MAX / ip->buf_size)
+		return 0;
+	return (uint32_t)(bufs * ip->buf_size);
+}
+
 /* Arm the receive on @ip's processor, which must be the caller's. */
 static void
 rx_arm(struct sl__rx *rx, struct sl__io_proc *ip)
@@ -58,10 +99,20 @@ rx_arm(struct sl__rx *rx, struct sl__io_proc *ip)
 		rx->state = SL__RX_IDLE;
 		return;
 	}
-	if (rx->msg)
+	if (rx->msg) {
 		io_uring_prep_recvmsg_multishot(sqe, rx->fd, &rx->mh, 0);
-	else
-		io_uring_prep_recv_multishot(sqe, rx->fd, NULL, 0, 0);
+	} else {
+		uint32_t room = rx_room(rx, ip);
+
+		io_uring_prep_recv_multishot(sqe, rx->fd, NULL, room, 0);
+		sqe->file_index = room;	/* the kernel's optlen */
+		rx->capped = room != 0;
+		/* Take as many buffers per receive as the socket holds
+		 * data for: one tcp_recvmsg() and one completion for
+		 * many buffers instead of one each. */
+		if (ip->bundle)
+			sqe->ioprio |= IORING_RECVSEND_BUNDLE;
+	}
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = SL__IO_BGID;
 	io_uring_sqe_set_data(sqe, &rx->cqe);
@@ -213,6 +264,54 @@ rx_resume(struct sl__io_stall *s, struct sl__io_proc *ip)
 	rx_wake(wake, n);
 }
 
+/*
+ * How many buffers a completion of @res bytes filled: one, or for a
+ * bundled stream receive every buffer it needed, each filled whole but
+ * the last.
+ */
+static unsigned
+rx_bufs_filled(const struct sl__rx *rx, const struct sl__io_proc *ip,
+	       int res)
+{
+	if (rx->msg || !ip->bundle)
+		return 1;
+	return ((uint32_t)res + ip->buf_size - 1) / ip->buf_size;
+}
+
+/*
+ * Queue the @nbufs buffers of one completion of @res bytes, the first
+ * @first, all counted as taken (lock held).  Returns how many were queued:
+ * fewer than @nbufs only when there was no memory for the queue.
+ */
+static unsigned
+rx_queue_bufs(struct sl__rx *rx, struct sl__io_proc *ip, uint16_t first,
+	      unsigned nbufs, int res)
+{
+	uint32_t left = (uint32_t)res;
+	unsigned k;
+
+	for (k = 0; k < nbufs; k++)
+		sl__io_buf_taken(ip);
+	for (k = 0; k < nbufs; k++) {
+		struct sl__rx_item it = {
+			.ip = ip,
+			.bid = sl__io_bundle_bid(ip, first, k),
+			.len = left < ip->buf_size ? left : ip->buf_size,
+		};
+
+		if (rx->msg)
+			rx_parse_msg(rx, sl__io_buf_addr(ip, it.bid), res, &it);
+		if (!rx_push(rx, &it))
+			break;
+		left -= it.len;
+		sl__io_stat_add(&rx->st.items, 1);
+		sl__io_stat_add(&rx->st.bytes, it.len);
+	}
+	if (nbufs > 1)
+		sl__io_stat_add(&ip->st.bundles, 1);
+	return k;
+}
+
 static void
 rx_complete(struct sl__completion *c, int res, uint32_t flags)
 {
@@ -223,33 +322,28 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 	bool stall = false, all = false;
 	void (*notify_fn)(void *) = NULL;
 	void *notify_arg = NULL;
-	struct sl__rx_item it;
 	unsigned n;
 
 	if (sl_ring_maybe_nonempty(ip->returns))
 		sl__io_returns_drain(ip);
+	sl__io_bufs_top_up(ip);
 
 	rx_lock(rx);
 	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
-		it = (struct sl__rx_item){
-			.ip = ip,
-			.bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT),
-			.len = (uint32_t)res,
-		};
-		sl__io_buf_taken(ip);
-		if (rx->msg)
-			rx_parse_msg(rx, sl__io_buf_addr(ip, it.bid), res, &it);
-		if (!rx_push(rx, &it)) {
-			/* No memory for the queue: drop this buffer's data
+		uint16_t first = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		unsigned nbufs = rx_bufs_filled(rx, ip, res);
+		unsigned k = rx_queue_bufs(rx, ip, first, nbufs, res);
+
+		if (k < nbufs) {
+			/* No memory for the queue: drop the rest of the data
 			 * and say so; the stream is broken for the reader. */
 			rx_unlock(rx);
-			sl__io_buf_put(ip, it.bid);
+			for (; k < nbufs; k++)
+				sl__io_buf_put(ip, sl__io_bundle_bid(ip, first,
+								     k));
 			rx_lock(rx);
 			rx->err = -ENOMEM;
 			all = true;
-		} else {
-			sl__io_stat_add(&rx->st.items, 1);
-			sl__io_stat_add(&rx->st.bytes, (uint64_t)res);
 		}
 		if (more && rx_full(rx) && rx->state == SL__RX_ARMED) {
 			/* Back-pressure: let the socket buffer fill. */
@@ -259,6 +353,13 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 	} else if (res == 0 && !rx->msg) {
 		rx->eof = true;
 		all = true;
+	} else if (res == -EINVAL && rx->capped && !more) {
+		/* A kernel without byte limits on multishot receives:
+		 * stop asking for them, and arm again below. */
+		atomic_store_explicit(&rx_caps_work, false,
+				      memory_order_relaxed);
+		rx->capped = false;
+		res = 0;
 	} else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
 		rx->err = res;
 		all = true;
@@ -271,6 +372,14 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 			rx->state = SL__RX_IDLE;
 		} else if (res == -ECANCELED || rx_full(rx)) {
 			rx->state = SL__RX_IDLE;
+			/*
+			 * A notification asked for while the cancel was on
+			 * its way found the receive busy and armed nothing,
+			 * and no reader is parked to arm it: arm it here if
+			 * the queue has drained, or it is lost for good.
+			 */
+			if (rx->notify_fn)
+				rx_maybe_rearm(rx, ip);
 		} else if (res == -ENOBUFS) {
 			if (sl__io_buf_refill(ip)) {
 				rx_arm(rx, ip);
@@ -325,13 +434,18 @@ rx_pop(struct sl__rx *rx, struct sl__rx_item *out)
 	return true;
 }
 
-/* Resume receiving if the queue is below half its limit (lock held). */
+/*
+ * Resume receiving if the queue is below half its limit, or empty (a
+ * limit of one buffer has no half), lock held.
+ */
 static void
 rx_maybe_rearm(struct sl__rx *rx, struct sl__io_proc *ip)
 {
+	bool room = rx->len == 0 || (rx->bytes < rx->max_bytes / 2 &&
+				     rx->len < rx->max_items / 2);
+
 	if (rx->state == SL__RX_IDLE && !rx->eof && !rx->err &&
-	    !rx->closing && rx->bytes < rx->max_bytes / 2 &&
-	    rx->len < rx->max_items / 2)
+	    !rx->closing && room)
 		rx_arm(rx, ip);
 }
 

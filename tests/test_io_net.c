@@ -31,6 +31,7 @@
 #include <sys/utsname.h>
 
 #include <cmocka.h>
+#include <liburing.h>
 
 #include "core/chan.h"
 #include "core/context.h"
@@ -663,6 +664,348 @@ test_io_net_echo_unix_dgram(void **state)
 		 (int)getpid());
 	snprintf(cli, sizeof(cli), "@sluice-test-net-dg-%d", (int)getpid());
 	run_dgram_echo(srv, cli, AF_UNIX);
+}
+
+/*
+ * Sending to a Unix datagram socket whose queue is full: the kernel can
+ * neither take the datagram nor drop it, so a send must wait until the
+ * reader makes room (or its context ends), never report success for a
+ * datagram that went nowhere.  Fill the receiver with nobody reading until
+ * a send's short deadline passes, then read everything: every datagram a
+ * send reported is there, in order, and nothing else.
+ */
+#define DGRAM_FULL_LEN 1000
+#define DGRAM_FULL_MAX 100000
+
+struct dgram_full {
+	char srv_addr[128], cli_addr[128];
+	uint32_t sent;		/* sends that reported success */
+	int stop_err;		/* the send that did not */
+	uint32_t received, in_order;
+	int late_send;		/* a send once there is room again */
+	struct sl_dgram_stats cli_st;
+};
+
+static void
+dgram_full_main(void *arg)
+{
+	struct dgram_full *f = arg;
+	struct sl_dgram_opts o = {.rcvbuf = 4096, .max_queued = 16};
+	struct sl_dgram *srv = NULL, *cli = NULL;
+	struct sl_addr to;
+	char buf[DGRAM_FULL_LEN];
+
+	CHECK_ERR_EQ(sl_dgram_open(f->srv_addr, 0, &o, &srv), 0);
+	CHECK_ERR_EQ(sl_dgram_open(f->cli_addr, 0, NULL, &cli), 0);
+	if (!srv || !cli)
+		return;
+	sl_dgram_addr(srv, &to);
+
+	while (f->sent < DGRAM_FULL_MAX) {
+		struct sl_context *ctx = NULL;
+		ssize_t r;
+
+		CHECK_ERR_EQ(sl_context_with_timeout(sl_context_background(),
+						     100 * 1000 * 1000, &ctx),
+			     0);
+		if (!ctx)
+			break;
+		memcpy(buf, &f->sent, sizeof(f->sent));
+		r = sl_dgram_send(ctx, cli, buf, sizeof(buf), &to);
+		sl_context_release(ctx);
+		if (r != (ssize_t)sizeof(buf)) {
+			f->stop_err = (int)r;
+			break;
+		}
+		f->sent++;
+	}
+
+	while (f->received < f->sent) {
+		struct sl_datagram dg;
+		uint32_t seq;
+		int r = sl_dgram_recv(NULL, srv, &dg);
+
+		CHECK_ERR_EQ(r, 0);
+		if (r)
+			break;
+		memcpy(&seq, dg.data, sizeof(seq));
+		f->in_order += dg.len == DGRAM_FULL_LEN && seq == f->received;
+		f->received++;
+		sl_dgram_release(srv, &dg);
+	}
+	f->late_send = (int)sl_dgram_send(NULL, cli, buf, 10, &to);
+	sl_dgram_stats_get(cli, &f->cli_st);
+	sl_dgram_close(cli);
+	sl_dgram_close(srv);
+}
+
+static void
+test_io_net_dgram_send_to_full_unix(void **state)
+{
+	struct dgram_full f;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	snprintf(f.srv_addr, sizeof(f.srv_addr),
+		 "unix:/tmp/sluice-test-net-full-%d.sock", (int)getpid());
+	snprintf(f.cli_addr, sizeof(f.cli_addr), "@sluice-test-net-full-%d",
+		 (int)getpid());
+	harness_run(2, dgram_full_main, &f);
+	assert_int_equal(f.stop_err, -ETIMEDOUT);
+	assert_true(f.sent > 0);
+	assert_int_equal(f.received, f.sent);
+	assert_int_equal(f.in_order, f.sent);
+	assert_int_equal(f.late_send, 10);
+	assert_int_equal(f.cli_st.sent, f.sent + 1);
+	assert_int_equal(f.cli_st.send_errors, 1);
+}
+
+/*
+ * Bulk streams received in bundles: where the kernel can fill several
+ * buffers in one receive (Linux 6.10), each completion names only the
+ * first, and the rest are found by their places in the buffer ring.  Two
+ * connections share the processor's ring, read at different paces, and a
+ * third holds one buffer at a time for a while, so that buffers go back
+ * out of order and the ring's order is shuffled.  Every
+ * byte of 4 MiB each, sent in 256 KiB pieces, must arrive in order; the
+ * statistics must show bundles on such a kernel; and every buffer must be
+ * back once all is closed.
+ */
+#define BULK_BYTES (4u << 20)
+#define BULK_PIECE (256u << 10)
+
+struct bulk_stream {
+	struct sl_conn *srv, *cli;
+	uint32_t seed;
+	size_t chunk;		/* the reader's receive size */
+	uint64_t got;
+	int end;
+};
+
+struct bulk {
+	struct bulk_stream s[2];
+	unsigned held;		/* buffers held a while by the third */
+	uint64_t bundles;
+	uint64_t bufs_after;
+};
+
+static void
+bulk_reader(void *arg)
+{
+	struct bulk_stream *s = arg;
+	char *buf = malloc(s->chunk);
+	bool ok = true;
+	ssize_t n;
+
+	CHECK(buf != NULL);
+	if (!buf)
+		return;
+	while ((n = sl_conn_recv(NULL, s->srv, buf, s->chunk)) > 0) {
+		if (ok)
+			ok = CHECK_PATTERN(buf, s->seed, s->got, (size_t)n);
+		s->got += (uint64_t)n;
+	}
+	s->end = (int)n;
+	free(buf);
+}
+
+static void
+bulk_main(void *arg)
+{
+	struct bulk *b = arg;
+	struct sl_listener *l = NULL;
+	struct sl_io_stats before, after;
+	struct sl_conn *hold_cli = NULL, *hold_srv = NULL;
+	struct sl_iobuf held;
+	bool holding = false;
+	struct sl_task *t[2];
+	struct sl_addr a;
+	char addr[64];
+	char *piece = malloc(BULK_PIECE);
+
+	CHECK_ERR_EQ(sl_listen("127.0.0.1:0", NULL, &l), 0);
+	if (!l || !piece)
+		return;
+	sl_listener_addr(l, &a);
+	sl_addr_format(&a, addr, sizeof(addr));
+	for (int i = 0; i < 2; i++) {
+		struct bulk_stream *s = &b->s[i];
+
+		CHECK_ERR_EQ(sl_connect(NULL, addr, NULL, &s->cli), 0);
+		CHECK_ERR_EQ(sl_listener_accept(NULL, l, &s->srv), 0);
+		if (!s->cli || !s->srv)
+			return;
+		s->seed = 21 + (uint32_t)i;
+		s->chunk = i ? 1000 : 65536;
+	}
+	CHECK_ERR_EQ(sl_connect(NULL, addr, NULL, &hold_cli), 0);
+	CHECK_ERR_EQ(sl_listener_accept(NULL, l, &hold_srv), 0);
+	if (!hold_cli || !hold_srv)
+		return;
+	sl_io_stats_get(&before);
+	for (int i = 0; i < 2; i++)
+		t[i] = harness_spawn(bulk_reader, &b->s[i], -1);
+	for (uint64_t off = 0; off < BULK_BYTES; off += BULK_PIECE) {
+		/* Every 1 MiB, let the held buffer go back and hold a new
+		 * one: each goes back behind the buffers that passed it. */
+		if (off % (1u << 20) == 0) {
+			if (holding)
+				sl_conn_consume(hold_srv, held.len);
+			CHECK_INT_EQ(sl_conn_send(NULL, hold_cli, "h", 1), 1);
+			CHECK_INT_EQ(sl_conn_peek(NULL, hold_srv, &held), 1);
+			holding = held.len == 1;
+			b->held += holding;
+		}
+		for (int i = 0; i < 2; i++) {
+			struct bulk_stream *s = &b->s[i];
+
+			pattern_fill(piece, s->seed, off, BULK_PIECE);
+			CHECK_INT_EQ(sl_conn_send(NULL, s->cli, piece,
+						  BULK_PIECE),
+				     BULK_PIECE);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK_ERR_EQ(sl_conn_shutdown(NULL, b->s[i].cli, SHUT_WR), 0);
+		harness_join(t[i]);
+	}
+	if (holding)
+		sl_conn_consume(hold_srv, held.len);
+	sl_io_stats_get(&after);
+	b->bundles = after.recv_bundles - before.recv_bundles;
+	for (int i = 0; i < 2; i++) {
+		sl_conn_close(b->s[i].srv);
+		sl_conn_close(b->s[i].cli);
+	}
+	sl_conn_close(hold_srv);
+	sl_conn_close(hold_cli);
+	sl_listener_close(l);
+	free(piece);
+	b->bufs_after = io_bufs_in_use();
+}
+
+/* Whether this kernel fills several provided buffers per receive. */
+static bool
+kernel_has_recv_bundles(void)
+{
+	struct io_uring_params p;
+	struct io_uring ring;
+
+	memset(&p, 0, sizeof(p));
+	if (io_uring_queue_init_params(4, &ring, &p) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return (p.features & (1U << 14)) && !getenv("SLUICE_NO_RECV_BUNDLE");
+}
+
+static void
+test_io_net_bulk_stream_bundled(void **state)
+{
+	struct bulk b;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	harness_run(1, bulk_main, &b);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(b.s[i].got, BULK_BYTES);
+		assert_int_equal(b.s[i].end, 0);
+	}
+	assert_int_equal(b.held, BULK_BYTES >> 20);
+	assert_int_equal(b.bufs_after, 0);
+	if (kernel_has_recv_bundles())
+		assert_true(b.bundles > 0);
+	else
+		assert_int_equal(b.bundles, 0);
+}
+
+/*
+ * A connection holds at most max_buffered bytes of receive buffers, even
+ * where each receive could take far more at once (a bundle takes what the
+ * socket holds): the receive is armed with the room left as its limit.
+ * A slow reader takes 2 MiB one buffer at a time, looking at the buffers
+ * in use each time; they never pass the limit (plus the one buffer the
+ * rounding up to whole buffers allows).
+ */
+#define CAP_BYTES (2u << 20)
+#define CAP_LIMIT (64u << 10)
+
+struct cap_test {
+	struct sl_conn *srv, *cli;
+	uint64_t got;
+	uint64_t max_in_use;
+	int end;
+};
+
+static void
+cap_sender(void *arg)
+{
+	struct cap_test *c = arg;
+	char *buf = malloc(CAP_BYTES);
+
+	CHECK(buf != NULL);
+	if (!buf)
+		return;
+	pattern_fill(buf, 31, 0, CAP_BYTES);
+	CHECK_INT_EQ(sl_conn_send(NULL, c->cli, buf, CAP_BYTES), CAP_BYTES);
+	CHECK_ERR_EQ(sl_conn_shutdown(NULL, c->cli, SHUT_WR), 0);
+	free(buf);
+}
+
+static void
+cap_main(void *arg)
+{
+	struct cap_test *c = arg;
+	struct sl_listen_opts lo;
+	struct sl_listener *l = NULL;
+	struct sl_iobuf b;
+	struct sl_task *t;
+	struct sl_addr a;
+	char addr[64];
+	int r;
+
+	sl_listen_opts_default(&lo);
+	lo.conn.max_buffered = CAP_LIMIT;
+	CHECK_ERR_EQ(sl_listen("127.0.0.1:0", &lo, &l), 0);
+	if (!l)
+		return;
+	sl_listener_addr(l, &a);
+	sl_addr_format(&a, addr, sizeof(addr));
+	CHECK_ERR_EQ(sl_connect(NULL, addr, NULL, &c->cli), 0);
+	CHECK_ERR_EQ(sl_listener_accept(NULL, l, &c->srv), 0);
+	if (!c->cli || !c->srv)
+		return;
+	t = harness_spawn(cap_sender, c, -1);
+	while ((r = sl_conn_peek(NULL, c->srv, &b)) > 0) {
+		uint64_t used = io_bufs_in_use();
+
+		if (used > c->max_in_use)
+			c->max_in_use = used;
+		CHECK_PATTERN(b.data, 31, c->got, b.len);
+		c->got += b.len;
+		sl_conn_consume(c->srv, b.len);
+		sl_task_yield();
+	}
+	c->end = r;
+	harness_join(t);
+	sl_conn_close(c->srv);
+	sl_conn_close(c->cli);
+	sl_listener_close(l);
+}
+
+static void
+test_io_net_recv_capped_at_max_buffered(void **state)
+{
+	struct cap_test c;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	harness_run(1, cap_main, &c);
+	assert_int_equal(c.got, CAP_BYTES);
+	assert_int_equal(c.end, 0);
+	if (!sl__rx_caps_work())
+		skip();
+	assert_true(c.max_in_use > 0);
+	assert_true(c.max_in_use <= CAP_LIMIT / 4096 + 1);
 }
 
 /* ---- 2. ten thousand connections at once ---- */
@@ -3006,6 +3349,9 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_io_net_echo_udp4),
 		cmocka_unit_test(test_io_net_echo_udp6),
 		cmocka_unit_test(test_io_net_echo_unix_dgram),
+		cmocka_unit_test(test_io_net_dgram_send_to_full_unix),
+		cmocka_unit_test(test_io_net_bulk_stream_bundled),
+		cmocka_unit_test(test_io_net_recv_capped_at_max_buffered),
 		cmocka_unit_test(test_io_net_many_connections),
 		cmocka_unit_test(test_io_net_half_close),
 		cmocka_unit_test(test_io_net_reset_seen_by_recv),

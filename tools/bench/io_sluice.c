@@ -30,8 +30,8 @@
  *
  * The last line comes when --records N records have arrived, followed by
  * io/'s counters (sl_io_stats_get: receive buffers allocated, times a
- * processor's buffer ring ran dry, receives re-armed, io_uring_enter
- * calls) and the processors' (tasks stolen, sleeps in the ring, idle
+ * processor's buffer ring ran dry, receives re-armed, receives that filled
+ * several buffers at once, cancels sent, io_uring_enter calls) and the processors' (tasks stolen, sleeps in the ring, idle
  * processors woken).  The
  * server then stops its runtime and exits.  seconds runs from
  * the first byte received to the last record, and cpu is the process's
@@ -292,13 +292,16 @@ report(void)
 	}
 	printf("ioserver impl=%s records=%llu bytes=%llu seconds=%.6f "
 	       "rate=%.0f cpu=%.6f bufs=%llu enobufs=%llu rearms=%llu "
-	       "submits=%llu steals=%llu sleeps=%llu wakes=%llu\n",
+	       "bundles=%llu cancels=%llu submits=%llu steals=%llu sleeps=%llu "
+	       "wakes=%llu\n",
 	       server_name(), (unsigned long long)res->records,
 	       (unsigned long long)res->bytes, res->seconds,
 	       res->seconds > 0 ? (double)res->records / res->seconds : 0.0,
 	       res->cpu, (unsigned long long)st.bufs_total,
 	       (unsigned long long)st.enobufs,
 	       (unsigned long long)st.recv_rearms,
+	       (unsigned long long)st.recv_bundles,
+	       (unsigned long long)st.cancels,
 	       (unsigned long long)st.submits, (unsigned long long)steals,
 	       (unsigned long long)sleeps, (unsigned long long)wakes);
 	fflush(stdout);
