@@ -1104,7 +1104,15 @@ sl__task_start(struct sl__task *t)
 		abort();
 	}
 	atomic_store_explicit(&t->state, SL__TASK_DEAD, memory_order_relaxed);
-	sl__stat_inc(&p->exited);
+	/*
+	 * Released, not merely counted: a task that sees the live count
+	 * fall (sl_runtime_live_tasks()) may free what this task used, so
+	 * everything the task did must be visible to it first.
+	 */
+	atomic_store_explicit(&p->exited,
+			      atomic_load_explicit(&p->exited,
+						   memory_order_relaxed) + 1,
+			      memory_order_release);
 	task_switch_away(m, t, find_local(p), post_exit, true);
 	__builtin_unreachable();
 }
