@@ -87,9 +87,15 @@
  *   - retry() of an item whose key was added to meanwhile queues the key
  *     at once, as an add brings a waiting key forward; the failure still
  *     counts and the bucket still pays.  retry() then returns 0.
- *   - retry() after shutdown dead-letters the item (client-go drops it):
- *     a draining queue must end even while the sink keeps failing, and
- *     the events reach the dead-letter callback instead of vanishing.
+ *   - retry() after shutdown without drain dead-letters the item
+ *     (client-go drops it): the events reach the dead-letter callback
+ *     instead of vanishing.  With drain it backs off as before, since a
+ *     key that fails once during a drain would otherwise be given up
+ *     while there is still time to deliver it; a drain deadline
+ *     (set_deadline) caps each delay at half the time left, so every
+ *     retry comes due before the deadline, and max_attempts still ends a
+ *     key that keeps failing.  Whoever drains must bound the drain
+ *     (max_attempts or a deadline) if the sink may never recover.
  *   - max_attempts counts tries: the retry that would be failure number
  *     max_attempts dead-letters instead.
  *   - -ENOMEM from add leaves the event with the caller, as -EAGAIN does.
@@ -219,6 +225,7 @@ struct sl_foldq {
 
 	bool shut;
 	bool drain;
+	uint64_t deadline;	/* of the drain; UINT64_MAX: none */
 
 	struct sl_foldq_opts o;
 	struct sl_clock *clock;
@@ -1005,6 +1012,7 @@ sl_foldq_create(const struct sl_foldq_opts *opts)
 	q->bytes = sizeof(*q);
 	q->o = o;
 	q->clock = o.clock;
+	q->deadline = UINT64_MAX;
 	q->free_head = FQ_NIL;
 	q->fifo_head = FQ_NIL;
 	q->fifo_tail = FQ_NIL;
@@ -1400,6 +1408,16 @@ fq_dead_letter(struct sl_foldq *q, struct foldq_work *w, const char *reason)
 	return UINT64_MAX;
 }
 
+/* A drain's retry comes due no later than halfway to its deadline, so
+ * the key gets another try while there is time left. */
+static uint64_t
+fq_within_deadline(const struct sl_foldq *q, uint64_t now, uint64_t delay)
+{
+	uint64_t half = q->deadline > now ? (q->deadline - now) / 2 : 0;
+
+	return delay < half ? delay : half;
+}
+
 uint64_t
 sl_foldq_retry(struct sl_foldq *q, struct sl_foldq_item *it,
 	       const char *reason)
@@ -1408,8 +1426,8 @@ sl_foldq_retry(struct sl_foldq *q, struct sl_foldq_item *it,
 	struct foldq_entry *e = ent(q, w->idx);
 	uint64_t now, delay, bucket, due;
 
-	if (q->shut || (q->o.max_attempts &&
-			e->failures >= q->o.max_attempts - 1))
+	if ((q->shut && !q->drain) ||
+	    (q->o.max_attempts && e->failures >= q->o.max_attempts - 1))
 		return fq_dead_letter(q, w, reason);
 
 	now = fq_now(q);
@@ -1417,6 +1435,8 @@ sl_foldq_retry(struct sl_foldq *q, struct sl_foldq_item *it,
 	bucket = fq_bucket(q, now);
 	if (bucket > delay)
 		delay = bucket;
+	if (q->drain && q->deadline != UINT64_MAX)
+		delay = fq_within_deadline(q, now, delay);
 	if (e->failures < UINT32_MAX)
 		e->failures++;
 	q->st.retries++;
@@ -1477,6 +1497,12 @@ sl_foldq_shutdown(struct sl_foldq *q, bool drain)
 		return;
 	q->drain = true;
 	fq_promote(q, fq_now(q), UINT64_MAX);
+}
+
+void
+sl_foldq_set_deadline(struct sl_foldq *q, uint64_t deadline)
+{
+	q->deadline = deadline;
 }
 
 bool

@@ -35,7 +35,10 @@
  *  - shutdown: adds are refused (-ESHUTDOWN); get hands out what is still
  *    queued, then reports the shutdown.  shutdown with drain: waiting keys
  *    are queued at once, and the queue reports drained only when nothing
- *    is queued, processing or dirty, so dirty keys are still handed out.
+ *    is queued, processing, dirty or waiting, so dirty keys are still
+ *    handed out and a retry during the drain still backs off and runs
+ *    (no later than halfway to the drain's deadline, if one is set).
+ *    Without drain, a retry after shutdown dead-letters the item.
  *
  * Fold policies: LATEST keeps the newest event (by seq); MERGE calls a
  * function with the pending and the new event that returns the one to
@@ -171,6 +174,13 @@ unsigned sl_foldq_failures(struct sl_foldq *q, const char *key, size_t len);
 uint64_t sl_foldq_next_due(struct sl_foldq *q);
 
 void sl_foldq_shutdown(struct sl_foldq *q, bool drain);
+
+/**
+ * sl_foldq_set_deadline() - when a drain must end, on the queue's clock
+ * (UINT64_MAX, the default: never).  retry() during a drain then puts a
+ * key off by at most half the time left before @deadline.
+ */
+void sl_foldq_set_deadline(struct sl_foldq *q, uint64_t deadline);
 bool sl_foldq_shutting_down(const struct sl_foldq *q);
 /* Shut down and nothing left: queued, waiting (drain), processing, dirty. */
 bool sl_foldq_drained(const struct sl_foldq *q);

@@ -40,6 +40,9 @@ struct input {
 
 	_Atomic uint64_t conns, events, malformed, oversized, closed_bad;
 	_Atomic uint64_t bytes;
+	/* Connections closed at accept for max_conns, as the listener last
+	 * counted them: kept here once it is closed.  Under r->admin. */
+	uint64_t refused;
 };
 
 struct conn_task {
@@ -48,6 +51,10 @@ struct conn_task {
 	uint64_t malformed;
 	uint64_t accepted;
 	uint32_t ack_every;
+	/* Lines decoded and not yet routed, and the bytes they came in. */
+	struct sl_event *batch[SL__ROUTE_BATCH];
+	unsigned nbatch;
+	uint64_t batch_bytes;
 };
 
 /* A connection is about to be closed for its bad input. */
@@ -156,6 +163,46 @@ input_route(struct conn_task *ct, struct sl_event *e)
 	return 0;
 }
 
+/*
+ * Route the lines decoded so far, all at once (router.c batches the
+ * table read, the clock read and one channel burst per shard), and count
+ * them and their bytes in the input's shared counters once.
+ */
+static int
+input_flush(struct conn_task *ct)
+{
+	struct input *in = ct->in;
+	size_t ingested = 0;
+	int r;
+
+	if (!ct->nbatch)
+		return 0;
+	r = sl__route_batch(in->r, in->ctx, ct->batch, ct->nbatch, &ingested);
+	atomic_fetch_add_explicit(&in->events, ingested, memory_order_relaxed);
+	atomic_fetch_add_explicit(&in->bytes, ct->batch_bytes,
+				  memory_order_relaxed);
+	ct->accepted += ingested;
+	ct->nbatch = 0;
+	ct->batch_bytes = 0;
+	return r;
+}
+
+/*
+ * Whether the next line is already received, whole, in the reader's
+ * current buffer, so that reading it cannot park.  Lines are held back
+ * for a batch only while this holds: a batch never waits on the network.
+ */
+static bool
+line_ready(struct sl_conn *c, const struct sl_reader *rd)
+{
+	struct sl_iobuf b;
+
+	/* The view starts at the line last handed out (not consumed yet). */
+	if (sl_conn_try_peek(c, &b) <= 0 || b.len <= rd->handed)
+		return false;
+	return memchr(b.data + rd->handed, '\n', b.len - rd->handed) != NULL;
+}
+
 static int
 serve_lines(struct conn_task *ct, struct sl_reader *rd)
 {
@@ -165,13 +212,23 @@ serve_lines(struct conn_task *ct, struct sl_reader *rd)
 	for (;;) {
 		struct sl_event *e;
 		const char *line, *why = NULL;
-		ssize_t n = sl_reader_line(in->ctx, rd, '\n', &line);
+		ssize_t n;
 		int r;
 
+		if (ct->nbatch && (ct->nbatch == SL__ROUTE_BATCH ||
+				   !line_ready(ct->c, rd))) {
+			r = input_flush(ct);
+			if (r < 0)
+				return r;
+		}
+		n = sl_reader_line(in->ctx, rd, '\n', &line);
 		if (n == -EMSGSIZE) {
 			if (input_bad(ct, -EMSGSIZE,
 				      "line longer than line_max"))
 				return 0;
+			r = input_flush(ct); /* skipping may wait for data */
+			if (r)
+				return r;
 			r = skip_line(in, ct->c);
 			if (r)
 				return r;
@@ -179,8 +236,7 @@ serve_lines(struct conn_task *ct, struct sl_reader *rd)
 		}
 		if (n <= 0)
 			return (int)n;
-		atomic_fetch_add_explicit(&in->bytes, (uint64_t)n,
-					  memory_order_relaxed);
+		ct->batch_bytes += (uint64_t)n;
 		r = sl_line_decode(line, (size_t)n, lim, &e, &why);
 		if (r == -ENOMEM)
 			return r;
@@ -189,11 +245,8 @@ serve_lines(struct conn_task *ct, struct sl_reader *rd)
 				return 0;
 			continue;
 		}
-		if (!e)
-			continue; /* an empty line */
-		r = input_route(ct, e);
-		if (r < 0)
-			return r;
+		if (e)
+			ct->batch[ct->nbatch++] = e;
 	}
 }
 
@@ -279,6 +332,9 @@ conn_task(void *arg)
 	sl_reader_init(&rd, ct->c, in->cfg.frames ? lim->frame_max
 						  : lim->line_max);
 	r = in->cfg.frames ? serve_frames(ct, &rd) : serve_lines(ct, &rd);
+	/* However the connection ended, the lines it delivered are routed
+	 * (unless the input is stopping, which drops them). */
+	input_flush(ct);
 	if (r < 0 && r != -ECANCELED && r != -ECONNRESET && r != -EPIPE)
 		sl__router_log("info",
 			       "msg=\"connection ended\" input=%s err=\"%s\"",
@@ -299,6 +355,7 @@ accept_task(void *arg)
 	for (;;) {
 		struct conn_task *ct;
 		struct sl_conn *c;
+		uint64_t n;
 		int r = sl_listener_accept(in->ctx, in->l, &c);
 
 		if (r)
@@ -310,11 +367,20 @@ accept_task(void *arg)
 		}
 		ct->in = in;
 		ct->c = c;
-		atomic_fetch_add_explicit(&in->conns, 1, memory_order_relaxed);
+		n = atomic_fetch_add_explicit(&in->conns, 1,
+					      memory_order_relaxed);
 		sl_waitgroup_add(&in->wg, 1);
+		/*
+		 * Connections start on the processors in turn (a connection's
+		 * receive is armed where its task runs): decoding is most of
+		 * the work, and a few busy connections left on the acceptor's
+		 * processor would keep the others idle, since a task that
+		 * runs on rarely sits in a run queue to be stolen.
+		 */
 		if (sl_task_spawn(conn_task, ct,
-				  &(struct sl_task_opts){.name = "conn",
-							 .proc = -1},
+				  &(struct sl_task_opts){
+					  .name = "conn",
+					  .proc = (int)(n % in->r->nprocs)},
 				  NULL)) {
 			sl_waitgroup_done(&in->wg);
 			sl_conn_close(c);
@@ -397,6 +463,33 @@ dgram_task(void *arg)
 	sl_waitgroup_done(&in->wg);
 }
 
+/* Stop accepting and reading; tasks parked in a receive or in routing
+ * see the cancellation and end.  Under r->admin. */
+static void
+input_cancel(struct input *in)
+{
+	sl_context_cancel(in->ctx);
+	if (in->l) {
+		struct sl_listener_stats ls;
+
+		sl_listener_stats_get(in->l, &ls);
+		in->refused = ls.refused;
+		sl_listener_close(in->l);
+		in->l = NULL;
+	}
+}
+
+/* After input_cancel(): wait for the input's tasks to end. */
+static void
+input_wait(struct input *in)
+{
+	sl_waitgroup_wait(&in->wg);
+	if (in->d) {
+		sl_dgram_close(in->d);
+		in->d = NULL;
+	}
+}
+
 int
 sluice_add_input(struct sluice *r, const struct sluice_input *cfg)
 {
@@ -467,10 +560,17 @@ sluice_add_input(struct sluice *r, const struct sluice_input *cfg)
 	}
 
 	sl_mutex_lock(&r->admin);
-	in->next = r->inputs;
-	r->inputs = in;
+	if (!atomic_load(&r->stopping)) {
+		in->next = r->inputs;
+		r->inputs = in;
+		sl_mutex_unlock(&r->admin);
+		return 0;
+	}
+	/* Shutdown began meanwhile and will not see this input. */
+	input_cancel(in);
 	sl_mutex_unlock(&r->admin);
-	return 0;
+	input_wait(in);
+	rc = -ESHUTDOWN;
 fail:
 	if (in->ctx)
 		sl_context_release(in->ctx);
@@ -499,24 +599,19 @@ sluice_input_addr(struct sluice *r, const char *name, char *buf, size_t len)
 void
 sl__inputs_stop(struct sluice *r)
 {
+	struct input *head;
+
 	sl_mutex_lock(&r->admin);
-	for (struct input *in = r->inputs; in; in = in->next) {
-		/* Stop accepting and reading; tasks parked in a receive or
-		 * in routing see the cancellation and end. */
-		sl_context_cancel(in->ctx);
-		if (in->l) {
-			sl_listener_close(in->l);
-			in->l = NULL;
-		}
-	}
-	for (struct input *in = r->inputs; in; in = in->next) {
-		sl_waitgroup_wait(&in->wg);
-		if (in->d) {
-			sl_dgram_close(in->d);
-			in->d = NULL;
-		}
-	}
+	for (struct input *in = r->inputs; in; in = in->next)
+		input_cancel(in);
+	head = r->inputs;
 	sl_mutex_unlock(&r->admin);
+
+	/* Waiting for the tasks to end is done without r->admin, so metrics
+	 * keep answering; the list only grows at its head, and not at all
+	 * once stopping is set. */
+	for (struct input *in = head; in; in = in->next)
+		input_wait(in);
 }
 
 void
@@ -530,6 +625,26 @@ sl__inputs_free(struct sluice *r)
 		mi_free(in->name);
 		mi_free(in->addr);
 		mi_free(in);
+	}
+}
+
+/* Stream inputs only: a datagram input has no connections to refuse. */
+static void
+input_refused_metrics(struct sluice *r, FILE *out)
+{
+	fprintf(out, "# HELP sluice_input_refused_total Connections closed at "
+		     "accept because the input was at max_conns, by input.\n"
+		     "# TYPE sluice_input_refused_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next) {
+		struct sl_listener_stats ls = {.refused = in->refused};
+
+		if (in->cfg.type != SLUICE_INPUT_TCP &&
+		    in->cfg.type != SLUICE_INPUT_UNIX)
+			continue;
+		if (in->l)
+			sl_listener_stats_get(in->l, &ls);
+		fprintf(out, "sluice_input_refused_total{input=\"%s\"} %llu\n",
+			in->name, (unsigned long long)ls.refused);
 	}
 }
 
@@ -569,6 +684,7 @@ sl__inputs_metrics(struct sluice *r, FILE *out)
 		fprintf(out,
 			"sluice_input_connections_total{input=\"%s\"} %llu\n",
 			in->name, (unsigned long long)atomic_load(&in->conns));
+	input_refused_metrics(r, out);
 	fprintf(out, "# HELP sluice_input_closed_bad_total Connections closed "
 		     "for bad input, by input.\n"
 		     "# TYPE sluice_input_closed_bad_total counter\n");

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mimalloc.h>
+
 #include "core/runtime.h"
 #include "io/io.h"
 #include "router/router_internal.h"
@@ -60,6 +62,75 @@ static const struct route_metric route_metrics[] = {
 	 "Memory held by the route's queue entries.", SHARD_FIELD(key_bytes)},
 };
 
+/*
+ * The age of each route's oldest reconcile in progress: a sink call that
+ * hangs shows here long before any histogram moves.  Each worker keeps
+ * the start of its reconcile in a word of its own, so this costs the
+ * workers one store per reconcile start and end.
+ */
+static void
+metrics_longest(struct sluice *r, FILE *out)
+{
+	uint64_t now = sl_now_ns();
+
+	metric_head(out, "sluice_route_longest_reconcile_seconds", "gauge",
+		    "Age of the oldest reconcile in progress (0: none).");
+	for (struct route *rt = r->routes; rt; rt = rt->next) {
+		uint64_t oldest = 0;
+
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			const struct shard *sh = &rt->shards[i];
+
+			for (unsigned w = 0; w < sh->nworkers; w++) {
+				uint64_t t = atomic_load_explicit(
+					&sh->workers[w].busy_since,
+					memory_order_relaxed);
+
+				if (t && t < now && now - t > oldest)
+					oldest = now - t;
+			}
+		}
+		fprintf(out,
+			"sluice_route_longest_reconcile_seconds{route=\"%s\"} "
+			"%.6f\n",
+			rt->name, (double)oldest / 1e9);
+	}
+}
+
+/* A histogram kept per worker (at @offset in struct shard_worker),
+ * merged over a route's workers. */
+static void
+metrics_histograms(struct sluice *r, FILE *out, const char *name,
+		   const char *help, size_t offset)
+{
+	struct sl_histogram *sum = mi_malloc(sizeof(*sum));
+	char labels[160];
+
+	metric_head(out, name, "histogram", help);
+	if (!sum)
+		return;
+	for (struct route *rt = r->routes; rt; rt = rt->next) {
+		sl_histogram_reset(sum);
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			struct shard *sh = &rt->shards[i];
+
+			for (unsigned w = 0; w < sh->nworkers; w++) {
+				struct shard_worker *wk = &sh->workers[w];
+
+				sl_mutex_lock(&wk->mu);
+				sl_histogram_merge(
+					sum, (const struct sl_histogram
+						      *)((const char *)wk +
+							 offset));
+				sl_mutex_unlock(&wk->mu);
+			}
+		}
+		snprintf(labels, sizeof(labels), "route=\"%s\"", rt->name);
+		sl_histogram_write_prom(sum, out, name, labels);
+	}
+	mi_free(sum);
+}
+
 static void
 metrics_routes(struct sluice *r, FILE *out)
 {
@@ -84,26 +155,14 @@ metrics_routes(struct sluice *r, FILE *out)
 		}
 	}
 
-	metric_head(out, "sluice_reconcile_latency_seconds", "histogram",
-		    "From the newest event's ingest to its reconcile's end.");
-	for (struct route *rt = r->routes; rt; rt = rt->next) {
-		snprintf(labels, sizeof(labels), "route=\"%s\"", rt->name);
-		sl_mutex_lock(&rt->hist_mu);
-		sl_histogram_write_prom(&rt->latency, out,
-					"sluice_reconcile_latency_seconds",
-					labels);
-		sl_mutex_unlock(&rt->hist_mu);
-	}
-	metric_head(out, "sluice_reconcile_duration_seconds", "histogram",
-		    "Time spent in the sink per reconcile.");
-	for (struct route *rt = r->routes; rt; rt = rt->next) {
-		snprintf(labels, sizeof(labels), "route=\"%s\"", rt->name);
-		sl_mutex_lock(&rt->hist_mu);
-		sl_histogram_write_prom(&rt->duration, out,
-					"sluice_reconcile_duration_seconds",
-					labels);
-		sl_mutex_unlock(&rt->hist_mu);
-	}
+	metrics_longest(r, out);
+	metrics_histograms(r, out, "sluice_reconcile_latency_seconds",
+			   "From the newest event's ingest to its reconcile's "
+			   "end.",
+			   offsetof(struct shard_worker, latency));
+	metrics_histograms(r, out, "sluice_reconcile_duration_seconds",
+			   "Time spent in the sink per reconcile.",
+			   offsetof(struct shard_worker, duration));
 }
 
 static void

@@ -8,7 +8,10 @@
  * The shard's inbox is a channel, a bounded lock-free MPMC ring that parks
  * the sender while it is full; that is the back-pressure path, since the
  * sender is the input task of a connection, and while it is parked its
- * connection is not read.
+ * connection is not read.  A connection routes the events it decoded from
+ * one receive buffer together (sl__route_batch): one SRCU section, one
+ * clock read and one range of sequence numbers for all of them, and one
+ * channel burst per shard, in order, instead of one send per event.
  *
  * Each shard has a pump task pinned to its processor.  The pump alone
  * touches the shard's fold queue: it adds what arrives, hands ready items
@@ -16,7 +19,14 @@
  * queue, where further events fold into them, rather than in the channel),
  * and applies what the workers report: done, or retry with backoff.  So
  * the fold queue, the heart of the router, needs no lock at all.
+ *
+ * Two locks order the control paths (struct sluice): reloads and shutdown
+ * hold r->reload throughout, drains included; the route list is changed
+ * and read under r->admin, which is only ever held briefly, so /metrics
+ * answers during a drain.  Routes stay listed, stopped, after shutdown
+ * until sluice_destroy(), so their figures can still be read.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +145,13 @@ dead_task(void *arg)
 
 /* ---- shards ---- */
 
+/* The fold queue's clock: the pump's round time (see struct shard). */
+static uint64_t
+shard_clock_now(struct sl_clock *c)
+{
+	return SL_CONTAINER_OF(c, struct shard, clock)->round_ns;
+}
+
 static void
 shard_publish(struct shard *sh)
 {
@@ -162,7 +179,11 @@ shard_finish(struct shard *sh, struct shard_done *d)
 	if (d->result == 0) {
 		atomic_fetch_add_explicit(&sh->reconciles, 1,
 					  memory_order_relaxed);
-		sl_foldq_forget(sh->q, it->key, it->key_len);
+		/* done() drops the entry of a key that never failed; only a
+		 * key with failures has a count to reset, which costs a
+		 * hash and a lookup. */
+		if (it->attempts > 0)
+			sl_foldq_forget(sh->q, it->key, it->key_len);
 		sl_foldq_done(sh->q, it);
 		return;
 	}
@@ -171,43 +192,129 @@ shard_finish(struct shard *sh, struct shard_done *d)
 }
 
 /*
- * The pump.  Each round it takes what is ready without waiting (reports
- * first, so keys free up; then events), hands items to idle workers, and
- * then parks in one select on whatever can move next: an event (unless
- * the queue is at its limit, which is how back-pressure reaches the
- * inbox), a report, a free worker for the item in hand, or the time the
- * next waiting key is due.
+ * Take what the inbox holds, up to PUMP_BATCH events, into the pump's
+ * buffer, without parking: the burst receive parks only on an empty
+ * channel, and its context (ended from the start) turns that park into
+ * an error.
+ * Return: the number taken, 0 if none, or -EPIPE once the inbox is
+ * closed and empty.
+ */
+static ssize_t
+shard_take(struct shard *sh, struct sl_event **buf)
+{
+	ssize_t k;
+
+	if (sl_chan_len(sh->in) == 0 && !sl_chan_is_closed(sh->in))
+		return 0;
+	k = sl_chan_recv_burst_ctx(sh->route->r->poll, sh->in, buf,
+				   PUMP_BATCH);
+	return k == -EPIPE || k > 0 ? k : 0;
+}
+
+/* Add @ev to the queue; false when the queue is at its limit (the event
+ * stays with the caller). */
+static bool
+shard_add(struct shard *sh, struct sl_event *ev)
+{
+	int r = sl_foldq_add(sh->q, ev);
+
+	if (r == -EAGAIN)
+		return false;
+	if (r == -ENOMEM) {
+		sl__router_log("error",
+			       "msg=\"no memory for a key; event dropped\" "
+			       "route=%s",
+			       sh->route->name);
+		sl_event_unref(ev);
+	}
+	return true;
+}
+
+/* The inbox is closed and empty: the queue drains, with retries backing
+ * off no further than halfway to the drain's deadline. */
+static void
+shard_inbox_closed(struct shard *sh)
+{
+	/* Acquire: pairs with the release in shard_stop(), made before the
+	 * close that brought the pump here. */
+	sl_foldq_set_deadline(sh->q,
+			      atomic_load_explicit(&sh->drain_deadline,
+						   memory_order_acquire));
+	sl_foldq_shutdown(sh->q, true);
+}
+
+/* What the pump leaves undone when it stops: keys still pending in the
+ * queue, plus an item and events it held. */
+static void
+shard_count_left(struct shard *sh, bool held, unsigned events)
+{
+	struct sl_foldq_stats st;
+
+	sl_foldq_stats_get(sh->q, &st);
+	atomic_store_explicit(&sh->left,
+			      st.queued + st.waiting + (held ? 1 : 0) + events,
+			      memory_order_relaxed);
+}
+
+/*
+ * The pump.  Each round it reads the clock once (the fold queue's time
+ * for the round), applies what the workers reported, takes what is ready
+ * in the inbox without waiting (a burst at a time), hands items to idle
+ * workers, and then parks in one select on whatever can move next: an
+ * event (unless the queue is at its limit, which is how back-pressure
+ * reaches the inbox), a report, a free worker for the item in hand, or
+ * the time the next waiting key is due.
  */
 static void
 shard_pump(void *arg)
 {
 	struct shard *sh = arg;
 	struct sl_foldq_item *held = NULL;
-	struct sl_event *ev = NULL;
-	unsigned inflight = 0;
-	bool in_open = true;
+	struct sl_event *evs[PUMP_BATCH];
+	unsigned ev_at = 0, ev_n = 0, inflight = 0;
+	bool in_open = true, have_done = false;
+	struct shard_done d;
 
 	for (;;) {
-		struct shard_done d;
 		struct sl_select_case cases[3];
-		uint64_t due, now, timeout;
+		uint64_t due, timeout;
 		bool full = false, abort;
+		unsigned taken = 0;
 		int n = 0, r;
 
+		sh->round_ns = sl_now_ns();
+		if (have_done) {
+			have_done = false;
+			inflight--;
+			shard_finish(sh, &d);
+		}
 		while (sl_chan_try_recv(sh->done, &d)) {
 			inflight--;
 			shard_finish(sh, &d);
 		}
 
-		for (int i = 0; in_open && i < PUMP_BATCH; i++) {
-			if (!ev && !sl_chan_try_recv(sh->in, &ev))
-				break;
-			r = sl_foldq_add(sh->q, ev);
-			if (r == -EAGAIN) {
-				full = true; /* keep @ev for later */
+		for (;;) {
+			if (ev_at == ev_n) {
+				ssize_t k;
+
+				if (!in_open || taken >= PUMP_BATCH)
+					break;
+				k = shard_take(sh, evs);
+				if (k == -EPIPE) {
+					in_open = false;
+					shard_inbox_closed(sh);
+				}
+				if (k <= 0)
+					break;
+				ev_at = 0;
+				ev_n = (unsigned)k;
+				taken += ev_n;
+			}
+			if (!shard_add(sh, evs[ev_at])) {
+				full = true; /* keep it for later */
 				break;
 			}
-			ev = NULL;
+			ev_at++;
 		}
 
 		abort = atomic_load_explicit(&sh->abort, memory_order_acquire);
@@ -221,14 +328,16 @@ shard_pump(void *arg)
 		}
 		shard_publish(sh);
 
-		if (!in_open && (abort ? inflight == 0
-				       : sl_foldq_drained(sh->q) && !held))
+		/* The inbox closes only once the buffer is empty (it is read
+		 * only then), so nothing is left unadded on a drain. */
+		if (!in_open &&
+		    (abort ? inflight == 0 : sl_foldq_drained(sh->q) && !held))
 			break;
 
-		if (in_open && !full && !ev)
+		if (in_open && !full && ev_at == ev_n)
 			cases[n++] = (struct sl_select_case){
 				.ch = sh->in, .dir = SL_SELECT_RECV,
-				.elem = &ev};
+				.elem = &evs[0]};
 		cases[n++] = (struct sl_select_case){
 			.ch = sh->done, .dir = SL_SELECT_RECV, .elem = &d};
 		if (held && !abort)
@@ -244,51 +353,67 @@ shard_pump(void *arg)
 		 * processor that the pump is waiting on.
 		 */
 		due = held || abort ? UINT64_MAX : sl_foldq_next_due(sh->q);
-		now = sl_now_ns();
 		timeout = due == UINT64_MAX ? SL_SELECT_FOREVER
-		       : due > now	    ? due - now
+		       : due > sh->round_ns ? due - sh->round_ns
 					    : SL_SELECT_POLL;
 		/* A stop request closes the inbox, which wakes this select. */
 		r = sl_select(cases, (size_t)n, NULL, timeout);
 		if (r < 0)
 			continue; /* timed out: a waiting key is due */
 		if (cases[r].ch == sh->done) {
-			inflight--;
-			shard_finish(sh, &d);
+			have_done = true; /* applied at the round's clock */
 		} else if (cases[r].ch == sh->in) {
 			if (cases[r].result == -EPIPE) {
 				/* Closed and empty: the route stops. */
 				in_open = false;
-				ev = NULL;
-				sl_foldq_shutdown(sh->q, true);
+				shard_inbox_closed(sh);
+			} else {
+				ev_at = 0; /* added next round */
+				ev_n = 1;
 			}
-			/* else @ev is added next round */
 		} else if (cases[r].ch == sh->work) {
 			held = NULL;
 			inflight++;
 		}
 	}
+	shard_count_left(sh, held != NULL, ev_n - ev_at);
 	if (held)
 		sl_foldq_done(sh->q, held);
-	if (ev)
-		sl_event_unref(ev);
+	for (; ev_at < ev_n; ev_at++)
+		sl_event_unref(evs[ev_at]);
 	shard_publish(sh);
 	sl_chan_close(sh->work);
 }
 
 static void
+worker_record(struct shard_worker *w, const struct sl_foldq_item *it,
+	      int result, uint64_t start, uint64_t end)
+{
+	uint64_t newest = it->events[it->nevents - 1]->ts_ns;
+
+	sl_mutex_lock(&w->mu);
+	sl_histogram_record(&w->duration, end - start);
+	if (result == 0 && newest && end > newest)
+		sl_histogram_record(&w->latency, end - newest);
+	sl_mutex_unlock(&w->mu);
+}
+
+static void
 shard_worker(void *arg)
 {
-	struct shard *sh = arg;
+	struct shard_worker *w = arg;
+	struct shard *sh = w->sh;
 	struct route *rt = sh->route;
 	struct sl_foldq_item *it;
 
 	while (sl_chan_recv(sh->work, &it) == 0) {
 		struct sluice_sink *s;
 		struct shard_done d = {.item = it};
-		uint64_t start = sl_now_ns(), end, newest;
+		uint64_t start = sl_now_ns(), end;
 		uint32_t idx;
 
+		atomic_store_explicit(&w->busy_since, start,
+				      memory_order_relaxed);
 		/*
 		 * The read-side section covers loading the sink and taking a
 		 * reference, not the reconcile: a reconcile may wait on its
@@ -305,16 +430,26 @@ shard_worker(void *arg)
 		sl__sink_unref(s);
 
 		end = sl_now_ns();
-		newest = it->events[it->nevents - 1]->ts_ns;
-		sl_mutex_lock(&rt->hist_mu);
-		sl_histogram_record(&rt->duration, end - start);
-		if (d.result == 0 && newest && end > newest)
-			sl_histogram_record(&rt->latency, end - newest);
-		sl_mutex_unlock(&rt->hist_mu);
+		atomic_store_explicit(&w->busy_since, 0, memory_order_relaxed);
+		worker_record(w, it, d.result, start, end);
 
 		/* The done channel is as deep as there are workers, and each
 		 * worker has at most one report out: this never parks long. */
 		sl_chan_send(sh->done, &d);
+
+		/*
+		 * Ingest before the next reconcile: let the tasks waiting on
+		 * this processor (connections decoding, the pump adding) run
+		 * first, so the keys still queued take in the events already
+		 * received and each reconcile delivers a state that is as
+		 * new as it can be.  Without it a worker that always finds
+		 * work runs reconcile after reconcile of states a moment
+		 * from being stale, which doubled the reconciles per event
+		 * and cost more CPU than the yields do (measured with
+		 * tools/bench/run-router).  With nothing else runnable, the
+		 * yield returns at once.
+		 */
+		sl_task_yield();
 	}
 }
 
@@ -330,6 +465,14 @@ shard_start(struct route *rt, struct shard *sh, unsigned proc)
 
 	sh->route = rt;
 	sh->proc = proc;
+	atomic_init(&sh->drain_deadline, UINT64_MAX);
+	/* A queue given no clock of its own reads the pump's round time:
+	 * one clock read per round instead of one per key queued. */
+	if (!fo.clock) {
+		sh->clock.now = shard_clock_now;
+		sh->round_ns = sl_now_ns();
+		fo.clock = &sh->clock;
+	}
 	fo.dead = route_dead;
 	fo.dead_arg = sh;
 	sh->q = sl_foldq_create(&fo);
@@ -344,7 +487,13 @@ shard_start(struct route *rt, struct shard *sh, unsigned proc)
 	if (r)
 		return r;
 	for (unsigned i = 0; i < nw; i++) {
-		r = sl_task_spawn(shard_worker, sh, &wopts, &sh->workers[i]);
+		struct shard_worker *w = &sh->workers[i];
+
+		w->sh = sh;
+		sl_mutex_init(&w->mu);
+		sl_histogram_reset(&w->latency);
+		sl_histogram_reset(&w->duration);
+		r = sl_task_spawn(shard_worker, w, &wopts, &w->task);
 		if (r)
 			return r;
 		sh->nworkers++;
@@ -363,6 +512,11 @@ shard_stop(struct shard *sh, struct sl_context *ctx)
 {
 	int rc = 0;
 
+	/* Release: pairs with the acquire in shard_inbox_closed(). */
+	if (ctx)
+		atomic_store_explicit(&sh->drain_deadline,
+				      sl_context_deadline(ctx),
+				      memory_order_release);
 	if (sh->in)
 		sl_chan_close(sh->in);
 	if (sh->pump && sl_task_join_ctx(ctx, sh->pump) == 0) {
@@ -378,9 +532,12 @@ shard_stop(struct shard *sh, struct sl_context *ctx)
 	} else if (sh->work) {
 		sl_chan_close(sh->work);
 	}
-	for (unsigned i = 0; i < sh->nworkers; i++)
-		sl_task_join(sh->workers[i]);
-	sh->nworkers = 0;
+	/* nworkers stays: metrics read the workers' figures until the
+	 * route is freed. */
+	for (unsigned i = 0; i < sh->nworkers; i++) {
+		sl_task_join(sh->workers[i].task);
+		sh->workers[i].task = NULL;
+	}
 	return rc;
 }
 
@@ -434,12 +591,18 @@ route_free(struct route *rt)
 	mi_free(rt);
 }
 
-/* Stop a route within @ctx (NULL: drain fully), and free it. */
+/*
+ * Stop a route's tasks within @ctx (NULL: drain fully).  Its memory stays,
+ * so its figures can still be read until route_free().
+ * Return: 0, or -ETIMEDOUT if @ctx ended first.
+ */
 static int
-route_stop(struct route *rt, struct sl_context *ctx)
+route_halt(struct route *rt, struct sl_context *ctx)
 {
 	int rc = 0;
 
+	if (rt->stopped)
+		return 0;
 	for (unsigned i = 0; i < rt->nshards; i++)
 		if (shard_stop(&rt->shards[i], ctx))
 			rc = -ETIMEDOUT;
@@ -447,8 +610,29 @@ route_stop(struct route *rt, struct sl_context *ctx)
 		sl_chan_close(rt->dead_ch);
 	if (rt->dead_task)
 		sl_task_join(rt->dead_task);
-	route_free(rt);
+	rt->dead_task = NULL;
+	rt->stopped = true;
 	return rc;
+}
+
+/* Keys a stopped route left neither reconciled nor dead-lettered. */
+static uint64_t
+route_left(const struct route *rt)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < rt->nshards; i++)
+		n += atomic_load_explicit(&rt->shards[i].left,
+					  memory_order_relaxed);
+	return n;
+}
+
+/* Stop a route within @ctx (NULL: drain fully), and free it. */
+static void
+route_stop(struct route *rt, struct sl_context *ctx)
+{
+	route_halt(rt, ctx);
+	route_free(rt);
 }
 
 /* Abort a route's shards: they stop handing out work at once. */
@@ -485,9 +669,6 @@ route_start(struct sluice *r, const struct sluice_route *cfg,
 	rt->dead_letter = cfg->dead_letter;
 	if (rt->dead_letter)
 		sl__sink_ref(rt->dead_letter);
-	sl_mutex_init(&rt->hist_mu);
-	sl_histogram_reset(&rt->latency);
-	sl_histogram_reset(&rt->duration);
 	rt->nshards = r->nprocs;
 	rt->shards = mi_calloc(rt->nshards, sizeof(*rt->shards));
 	if (!rt->name || !rt->shards || !cfg->sink)
@@ -542,12 +723,46 @@ table_free(struct table *t)
 	mi_free(t);
 }
 
+/* Relink the route list in @t's order, taking out the routes @t no
+ * longer names, returned as a list of their own.  Under r->admin. */
+static struct route *
+routes_relink(struct sluice *r, const struct table *t)
+{
+	struct route *gone = NULL, **tail = &r->routes;
+
+	for (struct route *rt = r->routes, *next; rt; rt = next) {
+		bool named = false;
+
+		next = rt->next;
+		for (size_t i = 0; i < t->n && !named; i++)
+			named = t->routes[i] == rt;
+		if (!named) {
+			rt->next = gone;
+			gone = rt;
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct route *rt = t->routes[i];
+		bool seen = false;
+
+		/* A route named by two rules is listed once. */
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = t->routes[j] == rt;
+		if (seen)
+			continue;
+		*tail = rt;
+		tail = &rt->next;
+	}
+	*tail = NULL;
+	return gone;
+}
+
 int
 sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 		  size_t n, char *err, size_t errlen)
 {
 	struct sl_route_rule *rules;
-	struct route **made = NULL, *gone = NULL, **pp;
+	struct route **made = NULL, *gone = NULL;
 	struct sluice_sink **old_sinks;
 	struct table *t = NULL, *old;
 	int rc = 0;
@@ -574,8 +789,10 @@ sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 		}
 	}
 
-	sl_mutex_lock(&r->admin);
-	if (r->stopping) {
+	/* Only reloads and shutdown change the route list, all under
+	 * r->reload, so it can be read here without r->admin. */
+	sl_mutex_lock(&r->reload);
+	if (atomic_load(&r->stopping)) {
 		rc = -ESHUTDOWN;
 		goto out;
 	}
@@ -627,26 +844,11 @@ sluice_set_routes(struct sluice *r, const struct sluice_route *routes,
 		old_sinks[i] = atomic_exchange(&rt->sink, routes[i].sink);
 	}
 
-	/* Link the new routes; unlink those no longer named. */
-	for (size_t i = 0; i < n; i++)
-		if (made[i] && t->routes[i] == made[i]) {
-			made[i]->next = r->routes;
-			r->routes = made[i];
-		}
-	for (pp = &r->routes; *pp;) {
-		struct route *rt = *pp;
-		bool named = false;
-
-		for (size_t i = 0; i < n && !named; i++)
-			named = t->routes[i] == rt;
-		if (named) {
-			pp = &rt->next;
-			continue;
-		}
-		*pp = rt->next;
-		rt->next = gone;
-		gone = rt;
-	}
+	/* The list follows the new table's order; routes it no longer
+	 * names leave the list (and metrics) now and drain below. */
+	sl_mutex_lock(&r->admin);
+	gone = routes_relink(r, t);
+	sl_mutex_unlock(&r->admin);
 
 	old = atomic_exchange(&r->table, t);
 	t = NULL;
@@ -672,7 +874,7 @@ out:
 		mi_free(made);
 	}
 	table_free(t);
-	sl_mutex_unlock(&r->admin);
+	sl_mutex_unlock(&r->reload);
 early:
 	mi_free(old_sinks);
 	mi_free(rules);
@@ -683,20 +885,20 @@ early:
 
 /* ---- feeding ---- */
 
-int
-sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
+/*
+ * Send @e, stamped, to every route of @t it matches, taking the caller's
+ * reference.  Inside the caller's SRCU section.
+ * Return: the number of routes it went to (0: unmatched), or the error
+ * that stopped it going anywhere.
+ */
+static int
+route_one(struct sluice *r, struct sl_context *ctx, struct table *t,
+	  struct sl_event *e)
 {
 	uint32_t small[16], *matches = small;
 	size_t n, sent = 0;
-	struct table *t;
-	uint32_t idx;
 	int rc = 0;
 
-	e->ts_ns = sl_now_ns();
-	e->seq = atomic_fetch_add_explicit(&r->seq, 1, memory_order_relaxed);
-
-	idx = sl_srcu_read_lock(&r->srcu);
-	t = atomic_load(&r->table);
 	n = t ? sl_route_match(t->rt, sl_event_kind(e), e->kind_len,
 			       sl_event_key(e), e->key_len, matches,
 			       SL_ARRAY_SIZE(small))
@@ -717,9 +919,11 @@ sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 			matches = small;
 		}
 	}
-	if (n == 0)
+	if (n == 0) {
 		atomic_fetch_add_explicit(&r->st.unmatched, 1,
 					  memory_order_relaxed);
+		sl_event_unref(e);
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct route *rt = t->routes[matches[i]];
 		struct shard *sh = &rt->shards[e->hash % rt->nshards];
@@ -736,21 +940,176 @@ sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 		}
 		sent++;
 	}
-	sl_srcu_read_unlock(&r->srcu, idx);
 	if (matches != small)
 		mi_free(matches);
-	if (n == 0)
-		sl_event_unref(e);
-	if (sent)
+	return sent || !n ? (int)sent : (rc ? rc : -EPIPE);
+}
+
+int
+sl__route_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
+{
+	uint32_t idx;
+	int rc;
+
+	e->ts_ns = sl_now_ns();
+	e->seq = atomic_fetch_add_explicit(&r->seq, 1, memory_order_relaxed);
+	idx = sl_srcu_read_lock(&r->srcu);
+	rc = route_one(r, ctx, atomic_load(&r->table), e);
+	sl_srcu_read_unlock(&r->srcu, idx);
+	if (rc > 0)
 		atomic_fetch_add_explicit(&r->st.ingested, 1,
 					  memory_order_relaxed);
-	return sent || !n ? (int)sent : (rc ? rc : -EPIPE);
+	return rc;
+}
+
+/* The events of a batch bound for one shard, sent in one burst. */
+struct stage {
+	struct shard *sh;
+	unsigned n;
+	uint8_t from[SL__ROUTE_BATCH];	/* each event's place in the batch */
+	struct sl_event *ev[SL__ROUTE_BATCH];
+};
+
+/* Shards one batch fills at a time; more are flushed in turn. */
+#define STAGES 4
+
+_Static_assert(SL__ROUTE_BATCH <= 256, "stage.from holds a batch index");
+
+/* Send what @st holds in one burst; mark in @went the events it sent. */
+static int
+stage_flush(struct sl_context *ctx, struct stage *st, bool *went)
+{
+	ssize_t k = sl_chan_send_burst_ctx(ctx, st->sh->in, st->ev, st->n);
+	unsigned sent = k > 0 ? (unsigned)k : 0;
+	int rc = 0;
+
+	for (unsigned i = 0; i < sent; i++)
+		went[st->from[i]] = true;
+	if (sent < st->n) {
+		/* The context ended or the route stopped part-way. */
+		rc = k < 0 ? (int)k : ctx && sl_context_err(ctx)
+					 ? sl_context_err(ctx)
+					 : -EPIPE;
+		for (unsigned i = sent; i < st->n; i++)
+			sl_event_unref(st->ev[i]);
+	}
+	st->n = 0;
+	return rc;
+}
+
+static int
+stages_flush(struct sl_context *ctx, struct stage *st, unsigned *nst,
+	     bool *went)
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < *nst; i++) {
+		int r = stage_flush(ctx, &st[i], went);
+
+		if (r && !rc)
+			rc = r;
+	}
+	*nst = 0;
+	return rc;
+}
+
+/* The stage of @sh, opened (after flushing the others if all are in
+ * use) if there is none yet. */
+static struct stage *
+stage_for(struct sl_context *ctx, struct stage *st, unsigned *nst,
+	  struct shard *sh, bool *went, int *rc)
+{
+	int r;
+
+	for (unsigned i = 0; i < *nst; i++)
+		if (st[i].sh == sh)
+			return &st[i];
+	if (*nst == STAGES) {
+		r = stages_flush(ctx, st, nst, went);
+		if (r && !*rc)
+			*rc = r;
+	}
+	st[*nst].sh = sh;
+	st[*nst].n = 0;
+	return &st[(*nst)++];
+}
+
+int
+sl__route_batch(struct sluice *r, struct sl_context *ctx,
+		struct sl_event **ev, size_t n, size_t *ingested)
+{
+	struct stage st[STAGES];
+	bool went[SL__ROUTE_BATCH] = {false};
+	uint64_t now = sl_now_ns(), seq;
+	uint32_t matches[8], idx;
+	size_t unmatched = 0, count = 0;
+	unsigned nst = 0;
+	struct table *t;
+	int rc = 0, r2;
+
+	assert(n <= SL__ROUTE_BATCH);
+	seq = atomic_fetch_add_explicit(&r->seq, n, memory_order_relaxed);
+	idx = sl_srcu_read_lock(&r->srcu);
+	t = atomic_load(&r->table);
+	for (size_t i = 0; i < n; i++) {
+		struct sl_event *e = ev[i];
+		size_t m;
+
+		e->ts_ns = now;
+		e->seq = seq + i;
+		m = t ? sl_route_match(t->rt, sl_event_kind(e), e->kind_len,
+				       sl_event_key(e), e->key_len, matches,
+				       SL_ARRAY_SIZE(matches))
+		      : 0;
+		if (m == 0) {
+			unmatched++;
+			sl_event_unref(e);
+			continue;
+		}
+		if (m > SL_ARRAY_SIZE(matches)) {
+			/* Many routes: what is staged goes first, to keep
+			 * each shard's order, then this event on its own. */
+			r2 = stages_flush(ctx, st, &nst, went);
+			if (r2 && !rc)
+				rc = r2;
+			r2 = route_one(r, ctx, t, e);
+			if (r2 > 0)
+				went[i] = true;
+			else if (r2 < 0 && !rc)
+				rc = r2;
+			continue;
+		}
+		for (size_t j = 0; j < m; j++) {
+			struct route *rt = t->routes[matches[j]];
+			struct shard *sh = &rt->shards[e->hash % rt->nshards];
+			struct stage *s = stage_for(ctx, st, &nst, sh, went,
+						    &rc);
+
+			s->from[s->n] = (uint8_t)i;
+			s->ev[s->n++] = j + 1 < m ? sl_event_ref(e) : e;
+		}
+	}
+	r2 = stages_flush(ctx, st, &nst, went);
+	if (r2 && !rc)
+		rc = r2;
+	sl_srcu_read_unlock(&r->srcu, idx);
+
+	for (size_t i = 0; i < n; i++)
+		count += went[i];
+	if (unmatched)
+		atomic_fetch_add_explicit(&r->st.unmatched, unmatched,
+					  memory_order_relaxed);
+	if (count)
+		atomic_fetch_add_explicit(&r->st.ingested, count,
+					  memory_order_relaxed);
+	*ingested = count;
+	return rc;
 }
 
 int
 sluice_feed_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 {
-	if (r->stopping) {
+	if (atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
 		sl_event_unref(e);
 		return -ESHUTDOWN;
 	}
@@ -798,9 +1157,17 @@ sluice_create(const struct sluice_opts *opts, struct sluice **out)
 			r->opts.shard_inbox = 4096;
 	}
 	r->nprocs = sl_runtime_nprocs();
+	sl_mutex_init(&r->reload);
 	sl_mutex_init(&r->admin);
+	rc = sl_context_with_cancel(sl_context_background(), &r->poll);
+	if (rc) {
+		mi_free(r);
+		return rc;
+	}
+	sl_context_cancel(r->poll);
 	rc = sl_srcu_init(&r->srcu);
 	if (rc) {
+		sl_context_release(r->poll);
 		mi_free(r);
 		return rc;
 	}
@@ -808,6 +1175,8 @@ sluice_create(const struct sluice_opts *opts, struct sluice **out)
 	return 0;
 }
 
+/* Readable at any time, after shutdown too: the routes' figures stay
+ * until sluice_destroy(). */
 void
 sluice_stats_get(struct sluice *r, struct sluice_stats *out)
 {
@@ -826,24 +1195,46 @@ sluice_stats_get(struct sluice *r, struct sluice_stats *out)
 			out->folds += atomic_load(&sh->folds);
 			out->pending += atomic_load(&sh->pending);
 			out->processing += atomic_load(&sh->processing);
+			out->left += atomic_load(&sh->left);
 		}
 	sl_mutex_unlock(&r->admin);
+}
+
+/*
+ * Stop every route, within @ctx, and count the keys they left.  The
+ * routes stay listed (their figures readable) and r->admin is not held
+ * meanwhile, so metrics keep answering through a drain; r->reload, held
+ * by the caller, keeps the list as it is.
+ */
+static uint64_t
+routes_halt(struct sluice *r, bool drain, struct sl_context *ctx)
+{
+	uint64_t left = 0;
+
+	if (!drain)
+		for (struct route *rt = r->routes; rt; rt = rt->next)
+			route_abort(rt);
+	for (struct route *rt = r->routes; rt; rt = rt->next) {
+		route_halt(rt, ctx);
+		left += route_left(rt);
+	}
+	return left;
 }
 
 int
 sluice_shutdown(struct sluice *r, bool drain, uint64_t deadline)
 {
 	struct sl_context *ctx = NULL;
-	struct route *rt;
 	struct table *t;
-	int rc = 0;
+	uint64_t left;
 
-	sl_mutex_lock(&r->admin);
-	if (r->stopping) {
-		sl_mutex_unlock(&r->admin);
+	sl_mutex_lock(&r->reload);
+	if (atomic_load(&r->stopping)) {
+		sl_mutex_unlock(&r->reload);
 		return 0;
 	}
-	r->stopping = true;
+	sl_mutex_lock(&r->admin);
+	atomic_store(&r->stopping, true);
 	sl_mutex_unlock(&r->admin);
 
 	/* No new events: stop the inputs, then wait out the feeders. */
@@ -854,27 +1245,34 @@ sluice_shutdown(struct sluice *r, bool drain, uint64_t deadline)
 
 	/*
 	 * Closing a shard's inbox makes its pump drain the queue and exit
-	 * once nothing is left.  Without drain, or once the deadline passes,
-	 * the shards are aborted: they hand out nothing more and exit when
-	 * the reconciles in flight return (their context is cancelled).
+	 * once nothing is left; a reconcile that fails meanwhile is retried
+	 * with backoff, no further than halfway to the deadline each time.
+	 * Without drain, or once the deadline passes, the shards are
+	 * aborted: they hand out nothing more and exit when the reconciles
+	 * in flight return (their context is cancelled).  What is left then
+	 * was neither reconciled nor dead-lettered, and is reported.
 	 */
-	sl_mutex_lock(&r->admin);
-	if (!drain)
-		for (rt = r->routes; rt; rt = rt->next)
-			route_abort(rt);
 	if (deadline != UINT64_MAX &&
 	    sl_context_with_deadline(sl_context_background(), deadline,
 				     &ctx))
 		ctx = NULL;
-	while ((rt = r->routes)) {
-		r->routes = rt->next;
-		if (route_stop(rt, ctx))
-			rc = -ETIMEDOUT;
-	}
-	sl_mutex_unlock(&r->admin);
+	left = routes_halt(r, drain, ctx);
 	if (ctx)
 		sl_context_release(ctx);
-	return rc;
+	sl_mutex_unlock(&r->reload);
+
+	if (left && drain)
+		sl__router_log("warn",
+			       "msg=\"drain deadline passed; keys left "
+			       "neither reconciled nor dead-lettered\" "
+			       "keys_left=%llu",
+			       (unsigned long long)left);
+	else if (left)
+		sl__router_log("info",
+			       "msg=\"stopped without drain; pending keys "
+			       "dropped\" keys_left=%llu",
+			       (unsigned long long)left);
+	return drain && left ? -ETIMEDOUT : 0;
 }
 
 void
@@ -882,9 +1280,16 @@ sluice_destroy(struct sluice *r)
 {
 	if (!r)
 		return;
-	if (!r->stopping)
+	if (!atomic_load(&r->stopping))
 		sluice_shutdown(r, false, 0);
+	while (r->routes) {
+		struct route *rt = r->routes;
+
+		r->routes = rt->next;
+		route_free(rt);
+	}
 	sl__inputs_free(r);
 	sl_srcu_fini(&r->srcu);
+	sl_context_release(r->poll);
 	mi_free(r);
 }

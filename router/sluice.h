@@ -198,14 +198,33 @@ struct sluice_stats {
 	uint64_t folds;
 	uint64_t pending;		/* keys queued, waiting or dirty */
 	uint64_t processing;
+	/* After sluice_shutdown(): keys it left neither reconciled nor
+	 * dead-lettered (dropped). */
+	uint64_t left;
 };
 
+/*
+ * sluice_stats_get() - the router's counters, summed over its routes.
+ * Callable from any task at any time, during a drain and after
+ * sluice_shutdown() too (the routes' figures stay until
+ * sluice_destroy()); it never waits for a drain or a reload.
+ */
 void sluice_stats_get(struct sluice *r, struct sluice_stats *out);
 
 /**
  * sluice_shutdown() - stop inputs, then either drain (every accepted event
  * reconciled, or dead-lettered) or stop at once, by @deadline.
- * Return: 0 when drained in time, -ETIMEDOUT if work was left.
+ *
+ * While draining, a reconcile that fails is retried with the route's
+ * backoff as at any other time (and dead-lettered after max_attempts),
+ * except that no retry is put off past halfway to @deadline.  When
+ * @deadline passes, the shards are aborted: reconciles in flight are
+ * cancelled and the keys still pending are dropped, counted in the log
+ * (keys_left=N) and in sluice_stats.left.  Metrics and stats keep
+ * answering throughout.  @deadline UINT64_MAX drains with no end.
+ *
+ * Return: 0 when every accepted event was reconciled or dead-lettered (or,
+ * without drain, always); -ETIMEDOUT if a drain left keys undone.
  */
 int sluice_shutdown(struct sluice *r, bool drain, uint64_t deadline);
 

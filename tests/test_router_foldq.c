@@ -1012,10 +1012,19 @@ test_foldq_shutdown_drain(void **state)
 	assert_null(sl_foldq_get(q));
 	assert_false(sl_foldq_drained(q));
 
-	/* A retry while draining goes to the dead letters. */
-	assert_int_equal(sl_foldq_retry(q, r, "late"), UINT64_MAX);
-	assert_int_equal(log.calls, 1);
-	assert_string_equal(log.key, "r");
+	/* A retry while draining backs off as at any other time, not to
+	 * the dead letters, and the key runs again before the queue is
+	 * drained. */
+	assert_int_equal(sl_foldq_retry(q, r, "late"), 5 * MS);
+	assert_int_equal(log.calls, 0);
+	assert_null(sl_foldq_get(q));
+	assert_false(sl_foldq_drained(q));
+	sl_manual_clock_advance(&clk, 5 * MS);
+	it = sl_foldq_get(q);
+	assert_key(it, "r");
+	assert_int_equal(it->attempts, 1);
+	sl_foldq_forget(q, "r", 1); /* it succeeded this time */
+	sl_foldq_done(q, it);
 
 	/* The dirty key still runs once more after done(). */
 	sl_foldq_done(q, p);
@@ -1028,6 +1037,69 @@ test_foldq_shutdown_drain(void **state)
 	assert_true(sl_foldq_drained(q));
 	sl_foldq_stats_get(q, &st);
 	assert_int_equal(st.keys, 0);
+	sl_foldq_destroy(q);
+}
+
+/* A drain's deadline caps each retry at half the time left before it,
+ * and a retry after a shutdown without drain dead-letters at once. */
+static void
+test_foldq_drain_retry_within_deadline(void **state)
+{
+	struct sl_manual_clock clk;
+	struct dead_log log = {0};
+	struct sl_foldq_opts o = {.backoff_base_ns = 40 * MS,
+				  .backoff_cap_ns = 3600 * SL_NSEC_PER_SEC,
+				  .dead = dead_record,
+				  .dead_arg = &log};
+	struct sl_foldq *q = fq_new(&o, &clk);
+	struct sl_foldq_item *it;
+
+	(void)state;
+	add_ok(q, "k", 1, SL_FOLDQ_QUEUED);
+	it = sl_foldq_get(q);
+	sl_foldq_shutdown(q, true);
+	sl_foldq_set_deadline(q, clk.t + 200 * MS);
+
+	/* 40 ms of backoff fits in half of the 200 ms left. */
+	assert_int_equal(sl_foldq_retry(q, it, "e1"), 40 * MS);
+	sl_manual_clock_advance(&clk, 40 * MS);
+	it = sl_foldq_get(q);
+	assert_key(it, "k");
+	/* 80 ms is just half of the 160 ms left; then 160 ms of backoff is
+	 * cut to 40 (80 left) and 320 ms to 20 (40 left): every retry
+	 * comes due before the deadline. */
+	assert_int_equal(sl_foldq_retry(q, it, "e2"), 80 * MS);
+	sl_manual_clock_advance(&clk, 80 * MS);
+	it = sl_foldq_get(q);
+	assert_int_equal(sl_foldq_retry(q, it, "e3"), 40 * MS);
+	sl_manual_clock_advance(&clk, 40 * MS);
+	it = sl_foldq_get(q);
+	assert_int_equal(sl_foldq_retry(q, it, "e4"), 20 * MS);
+	sl_manual_clock_advance(&clk, 20 * MS);
+	it = sl_foldq_get(q);
+	assert_non_null(it);
+	assert_int_equal(it->attempts, 4);
+	assert_int_equal(log.calls, 0);
+
+	/* Past the deadline the retry is due at once. */
+	sl_manual_clock_advance(&clk, 100 * MS);
+	assert_int_equal(sl_foldq_retry(q, it, "e5"), 0);
+	it = sl_foldq_get(q);
+	assert_key(it, "k");
+	sl_foldq_done(q, it);
+	assert_true(sl_foldq_drained(q));
+	assert_int_equal(log.calls, 0);
+	sl_foldq_destroy(q);
+
+	/* Without drain a retry is not worth keeping the key for. */
+	q = fq_new(&o, &clk);
+	add_ok(q, "n", 1, SL_FOLDQ_QUEUED);
+	it = sl_foldq_get(q);
+	sl_foldq_shutdown(q, false);
+	assert_int_equal(sl_foldq_retry(q, it, "gone"), UINT64_MAX);
+	assert_int_equal(log.calls, 1);
+	assert_string_equal(log.key, "n");
+	assert_true(sl_foldq_drained(q));
 	sl_foldq_destroy(q);
 }
 
@@ -1515,7 +1587,7 @@ m_retry(struct model *m, unsigned key)
 	m_check_item(m, k, k->item);
 	m->log.calls = 0;
 	got = sl_foldq_retry(m->q, k->item, "model");
-	if (m->shut || k->failures >= MODEL_ATTEMPTS - 1) {
+	if ((m->shut && !m->drain) || k->failures >= MODEL_ATTEMPTS - 1) {
 		assert_int_equal(got, UINT64_MAX);
 		assert_int_equal(m->log.calls, 1);
 		assert_string_equal(m->log.key, k->name);
@@ -1653,8 +1725,14 @@ model_run(enum sl_fold_policy policy, uint64_t seed)
 	m_check(m);
 	m_add(m, 0, 0);
 	while (!sl_foldq_drained(m->q)) {
-		assert_true(m->nfifo + m->nproc > 0);
-		if (m->nfifo)
+		if (m->nfifo + m->nproc == 0) {
+			/* Only retries wait: move to the first one's time. */
+			uint64_t due = sl_foldq_next_due(m->q);
+
+			assert_true(due != UINT64_MAX && due > m->clk.t);
+			m->clk.t = due;
+			m_get(m);
+		} else if (m->nfifo)
 			m_get(m);
 		else if (mrand(m, 2))
 			m_done(m, m->proc[0]);
@@ -1808,6 +1886,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_foldq_max_attempts_dead_letters),
 		cmocka_unit_test(test_foldq_shutdown_refuses_adds),
 		cmocka_unit_test(test_foldq_shutdown_drain),
+		cmocka_unit_test(test_foldq_drain_retry_within_deadline),
 		cmocka_unit_test(test_foldq_max_pending_pushes_back),
 		cmocka_unit_test(test_foldq_destroy_frees_outstanding),
 		cmocka_unit_test(test_foldq_model_latest),

@@ -9,8 +9,9 @@
  *    shutdown.drain_timeout.  The sink's connections end only when
  *    sluiced exits, so what the sink holds by then is everything.
  *  - deadline: the sink accepts but never reads (a hung peer), so the
- *    drain cannot finish; sluiced must give up at drain_timeout, say so,
- *    and exit 1, even though a tcp sink write would wait far longer.
+ *    drain cannot finish; sluiced must give up at drain_timeout, say so
+ *    with the number of keys left, and exit 1, even though a tcp sink
+ *    write would wait far longer.
  *  - second signal: the sink hangs and the drain timeout is an hour; a
  *    second SIGTERM must end the process at once, with status 1.
  */
@@ -168,6 +169,7 @@ test_sluiced_drain_sigterm(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_in_range(elapsed, 0, drain_ms);
 	assert_int_equal(itest_log_count(&f->d, "drain timed out"), 0);
+	assert_int_equal(itest_log_count(&f->d, "keys_left="), 0);
 
 	/* sluiced has exited: its connections end once the sink has read
 	 * everything they carried. */
@@ -206,6 +208,8 @@ test_sluiced_drain_deadline(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 1);
 	assert_int_equal(itest_log_count(&f->d, "drain timed out"), 1);
+	/* The keys it gave up are counted, once. */
+	assert_int_equal(itest_log_count(&f->d, "keys_left="), 1);
 	/* It waited out the drain window, and stopped soon after it ended
 	 * rather than when the sink's 10-minute write timeout would. */
 	assert_in_range(elapsed, drain_ms, drain_ms + ITEST_WAIT_MS / 2);
