@@ -39,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <yaml.h>
@@ -55,7 +57,8 @@
 /* Linux caps the completion queue at 65536 entries (IORING_MAX_CQ_ENTRIES
  * in io_uring/io_uring.c) and core/poller.c asks for four per submission
  * entry. */
-#define CFG_RING_ENTRIES_MAX 16384
+#define CFG_RING_ENTRIES_MAX 32768	/* the kernel's IORING_MAX_ENTRIES */
+#define CFG_CQ_ENTRIES_MAX 65536	/* twice that, as io_uring allows */
 /* core/sched.c refuses task stacks outside 16 KiB to 1 GiB. */
 #define CFG_STACK_MIN (16 * KiB)
 #define CFG_STACK_MAX GiB
@@ -67,6 +70,12 @@
 #define CFG_BUFFER_MAX (4 * GiB + SL_FRAME_HEADER)
 #define CFG_SHARD_INBOX_MAX (1u << 20)
 #define CFG_CPU_MAX 1023	/* CPU_SETSIZE - 1 */
+#define CFG_NODE_MAX 1023	/* the runtime's bound on NUMA node numbers */
+#define CFG_SQPOLL_IDLE_MAX 600000	/* ms: ten minutes */
+#define CFG_IDLE_SPIN_MAX (100 * SL_NSEC_PER_MSEC)
+#define CFG_IO_BUF_MIN 256		/* io/proc.c's bounds */
+#define CFG_IO_BUF_MAX MiB
+#define CFG_IO_BUFS_MAX 32768
 #define CFG_NAME_MAX 64
 #define CFG_STRING_MAX 4096	/* paths, patterns, plug-in strings */
 #define CFG_INPUTS_MAX 256
@@ -597,6 +606,85 @@ cfg_check_token(const char *s, size_t len, char *why, size_t whylen)
 	return -EINVAL;
 }
 
+/*
+ * A list of numbers and ranges, "0-3,8", each number at most @max: the
+ * form core/placement.c reads.  Whether the machine has them is for the
+ * runtime to say at start-up.
+ */
+static int
+cfg_check_list(const char *s, size_t len, unsigned max, const char *noun,
+	       char *why, size_t whylen)
+{
+	char q[CFG_QUOTE_BUF];
+	const char *p = s, *end = s + len;
+
+	while (p < end) {
+		unsigned long lo = 0, hi;
+		const char *start = p;
+
+		/* Digits past @max are read but no longer added up, so a
+		 * long number cannot wrap around. */
+		for (; p < end && *p >= '0' && *p <= '9'; p++)
+			if (lo <= max)
+				lo = lo * 10 + (unsigned)(*p - '0');
+		hi = lo;
+		if (p < end && *p == '-' && p > start) {
+			const char *h = ++p;
+
+			hi = 0;
+			for (; p < end && *p >= '0' && *p <= '9'; p++)
+				if (hi <= max)
+					hi = hi * 10 + (unsigned)(*p - '0');
+			if (p == h)
+				start = p;	/* "3-": no upper end */
+		}
+		if (p == start || (p < end && *p != ',') || lo > hi) {
+			snprintf(why, whylen, "bad %s list \"%s\" (expected "
+				 "numbers and ranges: \"0-3,8\")", noun,
+				 cfg_quote(s, len, q, sizeof(q)));
+			return -EINVAL;
+		}
+		if (hi > max) {
+			snprintf(why, whylen, "%s list \"%s\": %s numbers go "
+				 "up to %u", noun,
+				 cfg_quote(s, len, q, sizeof(q)), noun, max);
+			return -EINVAL;
+		}
+		if (p < end && ++p == end) {
+			snprintf(why, whylen,
+				 "bad %s list \"%s\" (ends in a comma)", noun,
+				 cfg_quote(s, len, q, sizeof(q)));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* "" (every CPU the process may use) or a CPU list. */
+static int
+cfg_check_cpus(const char *s, size_t len, char *why, size_t whylen)
+{
+	return cfg_check_list(s, len, CFG_CPU_MAX, "CPU", why, whylen);
+}
+
+/* "local", "interleave" or a list of nodes. */
+static int
+cfg_check_numa(const char *s, size_t len, char *why, size_t whylen)
+{
+	char q[CFG_QUOTE_BUF];
+
+	if ((len == 5 && !memcmp(s, "local", 5)) ||
+	    (len == 10 && !memcmp(s, "interleave", 10)))
+		return 0;
+	if (len && s[0] >= '0' && s[0] <= '9')
+		return cfg_check_list(s, len, CFG_NODE_MAX, "node", why,
+				      whylen);
+	snprintf(why, whylen, "bad NUMA policy \"%s\" (local, interleave, or "
+		 "a list of nodes such as \"0\" or \"0-1\")",
+		 cfg_quote(s, len, q, sizeof(q)));
+	return -EINVAL;
+}
+
 static int
 cfg_check_path(const char *s, size_t len, char *why, size_t whylen)
 {
@@ -618,7 +706,9 @@ enum {
 	TOP_LINE_MAX, TOP_FRAME_MAX, TOP_MAX_MALFORMED, TOP_SHARD_INBOX,
 	TOP_INPUTS, TOP_ROUTES, TOP_ADMIN_ADDR, TOP_ADMIN_TIMEOUT,
 	TOP_ADMIN_TOKEN, TOP_ADMIN_MAX_REQUEST, TOP_DRAIN_TIMEOUT,
-	TOP_LOG_LEVEL, TOP_SLOTS,
+	TOP_LOG_LEVEL, TOP_CPUS, TOP_NUMA, TOP_PIN, TOP_CQ_ENTRIES,
+	TOP_SQPOLL_IDLE, TOP_HUGE_PAGES, TOP_IDLE_SPIN, TOP_IO_BUF_SIZE,
+	TOP_IO_BUFS, TOP_IO_BUFS_MAX, TOP_ALLOW_ROOT, TOP_SLOTS,
 	/* Sections hold no value of their own. */
 	TOP_SECTION = TOP_SLOTS,
 };
@@ -841,6 +931,34 @@ static const struct cfg_key cfg_runtime_keys[] = {
 	{.name = "stack_size", .kind = CFG_SIZE, .slot = TOP_STACK_SIZE,
 	 TOP_AT(runtime.stack_size), .min = CFG_STACK_MIN,
 	 .max = CFG_STACK_MAX},
+	{.name = "cpus", .kind = CFG_STRING, .slot = TOP_CPUS,
+	 TOP_AT(runtime.cpus), .check = cfg_check_cpus},
+	{.name = "numa", .kind = CFG_STRING, .slot = TOP_NUMA,
+	 TOP_AT(runtime.numa), .check = cfg_check_numa},
+	{.name = "pin", .kind = CFG_BOOL, .slot = TOP_PIN,
+	 TOP_AT(runtime.pin)},
+	{.name = "cq_entries", .kind = CFG_UINT, .slot = TOP_CQ_ENTRIES,
+	 TOP_AT(runtime.cq_entries), .max = CFG_CQ_ENTRIES_MAX},
+	{.name = "sqpoll_idle_ms", .kind = CFG_UINT, .slot = TOP_SQPOLL_IDLE,
+	 TOP_AT(runtime.sqpoll_idle_ms), .max = CFG_SQPOLL_IDLE_MAX},
+	{.name = "huge_pages", .kind = CFG_BOOL, .slot = TOP_HUGE_PAGES,
+	 TOP_AT(runtime.huge_pages)},
+	{.name = "idle_spin", .kind = CFG_DURATION, .slot = TOP_IDLE_SPIN,
+	 TOP_AT(runtime.idle_spin_ns), .max = CFG_IDLE_SPIN_MAX},
+};
+
+static const struct cfg_key cfg_io_keys[] = {
+	{.name = "buffer_size", .kind = CFG_SIZE, .slot = TOP_IO_BUF_SIZE,
+	 TOP_AT(io.buf_size), .min = CFG_IO_BUF_MIN, .max = CFG_IO_BUF_MAX},
+	{.name = "buffers", .kind = CFG_UINT, .slot = TOP_IO_BUFS,
+	 TOP_AT(io.bufs_initial), .min = 1, .max = CFG_IO_BUFS_MAX},
+	{.name = "buffers_max", .kind = CFG_UINT, .slot = TOP_IO_BUFS_MAX,
+	 TOP_AT(io.bufs_max), .min = 1, .max = CFG_IO_BUFS_MAX},
+};
+
+static const struct cfg_key cfg_security_keys[] = {
+	{.name = "allow_root", .kind = CFG_BOOL, .slot = TOP_ALLOW_ROOT,
+	 TOP_AT(allow_root)},
 };
 
 static const struct cfg_key cfg_limits_keys[] = {
@@ -890,6 +1008,9 @@ static const struct cfg_key cfg_log_keys[] = {
 	CFG_SECTION(keys_, offsetof(struct sluiced_config, origin_), SIZE_MAX)
 static const struct cfg_keys cfg_runtime_table =
 	TOP_SECTION_TABLE(cfg_runtime_keys);
+static const struct cfg_keys cfg_io_table = TOP_SECTION_TABLE(cfg_io_keys);
+static const struct cfg_keys cfg_security_table =
+	TOP_SECTION_TABLE(cfg_security_keys);
 static const struct cfg_keys cfg_limits_table =
 	TOP_SECTION_TABLE(cfg_limits_keys);
 static const struct cfg_keys cfg_admin_table =
@@ -921,6 +1042,8 @@ static const struct cfg_list cfg_routes_list = {
 static const struct cfg_key cfg_top_keys[] = {
 	{.name = "runtime", .kind = CFG_MAP, .slot = TOP_SECTION,
 	 .sub = &cfg_runtime_table},
+	{.name = "io", .kind = CFG_MAP, .slot = TOP_SECTION,
+	 .sub = &cfg_io_table},
 	{.name = "limits", .kind = CFG_MAP, .slot = TOP_SECTION,
 	 .sub = &cfg_limits_table},
 	{.name = "inputs", .kind = CFG_LIST, .slot = TOP_INPUTS,
@@ -933,6 +1056,8 @@ static const struct cfg_key cfg_top_keys[] = {
 	 .sub = &cfg_shutdown_table},
 	{.name = "log", .kind = CFG_MAP, .slot = TOP_SECTION,
 	 .sub = &cfg_log_table},
+	{.name = "security", .kind = CFG_MAP, .slot = TOP_SECTION,
+	 .sub = &cfg_security_table},
 };
 
 static const struct cfg_keys cfg_top_table = CFG_SECTION(
@@ -942,6 +1067,7 @@ static const struct cfg_keys cfg_top_table = CFG_SECTION(
 _Static_assert(SL_ARRAY_SIZE(cfg_route_keys) <= CFG_MAX_KEYS &&
 		       SL_ARRAY_SIZE(cfg_sink_keys) <= CFG_MAX_KEYS &&
 		       SL_ARRAY_SIZE(cfg_limits_keys) <= CFG_MAX_KEYS &&
+		       SL_ARRAY_SIZE(cfg_runtime_keys) <= CFG_MAX_KEYS &&
 		       SL_ARRAY_SIZE(cfg_top_keys) <= CFG_MAX_KEYS,
 	       "CFG_MAX_KEYS holds every table");
 
@@ -1730,6 +1856,10 @@ sluiced_config_defaults(struct sluiced_config *c)
 
 	memset(c, 0, sizeof(*c));
 	sl_runtime_opts_init(&c->runtime);
+	/* io/proc.c's defaults, spelled out so that --check can show them. */
+	c->io.buf_size = 4096;
+	c->io.bufs_initial = 256;
+	c->io.bufs_max = 4096;
 	sl_wire_limits_default(&c->opts.limits);
 	c->opts.max_malformed = 100;
 	c->opts.shard_inbox = 4096;
@@ -2186,6 +2316,81 @@ cfg_check_inputs(const struct sluiced_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+bool
+sluiced_addr_local(const char *addr)
+{
+	struct sl_addr a;
+
+	if (!addr || sl_addr_parse(addr, &a))
+		return false;
+	switch (a.u.sa.sa_family) {
+	case AF_UNIX:
+		/* Reached only through the file system (or, for an abstract
+		 * name, from this network namespace). */
+		return true;
+	case AF_INET:
+		return (ntohl(a.u.in4.sin_addr.s_addr) >> 24) == 127;
+	case AF_INET6:
+		return IN6_IS_ADDR_LOOPBACK(&a.u.in6.sin6_addr) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a.u.in6.sin6_addr) &&
+			a.u.in6.sin6_addr.s6_addr[12] == 127);
+	default:
+		return false;
+	}
+}
+
+/*
+ * An admin endpoint anyone on the network can reach must want a token:
+ * without one, any host could reload the routes and read the metrics.
+ */
+static int
+cfg_check_admin(const struct sluiced_config *c, char *err, size_t errlen)
+{
+	if (!c->admin_enabled || c->admin.token ||
+	    sluiced_addr_local(c->admin.addr))
+		return 0;
+	return cfg_fail(c, err, errlen, c->origin_[TOP_ADMIN_ADDR],
+			"admin.addr",
+			"\"%s\" is not a loopback address and admin.token is "
+			"not set: set a token, or listen on 127.0.0.1 or a "
+			"Unix socket", c->admin.addr);
+}
+
+/* Runtime and io keys that must agree with each other. */
+static int
+cfg_check_runtime(const struct sluiced_config *c, char *err, size_t errlen)
+{
+	const struct sl_runtime_opts *o = &c->runtime;
+
+	if (o->cq_entries && o->cq_entries < o->ring_entries)
+		return cfg_fail(c, err, errlen, c->origin_[TOP_CQ_ENTRIES],
+				"runtime.cq_entries",
+				"%u is below runtime.ring_entries (%u): every "
+				"submission needs room for its completion",
+				o->cq_entries, o->ring_entries);
+	if (!o->sqpoll && c->origin_[TOP_SQPOLL_CPU])
+		return cfg_fail(c, err, errlen, c->origin_[TOP_SQPOLL_CPU],
+				"runtime.sqpoll_cpu",
+				"set, but runtime.sqpoll is false");
+	if (!o->sqpoll && c->origin_[TOP_SQPOLL_IDLE])
+		return cfg_fail(c, err, errlen, c->origin_[TOP_SQPOLL_IDLE],
+				"runtime.sqpoll_idle_ms",
+				"set, but runtime.sqpoll is false");
+	/* Blame the key that was given: a lowered maximum against the
+	 * default start, or a start raised past the maximum. */
+	if (c->io.bufs_initial > c->io.bufs_max && !c->origin_[TOP_IO_BUFS])
+		return cfg_fail(c, err, errlen, c->origin_[TOP_IO_BUFS_MAX],
+				"io.buffers_max",
+				"%u is below io.buffers (%u)", c->io.bufs_max,
+				c->io.bufs_initial);
+	if (c->io.bufs_initial > c->io.bufs_max)
+		return cfg_fail(c, err, errlen, c->origin_[TOP_IO_BUFS],
+				"io.buffers",
+				"%u is above io.buffers_max (%u)",
+				c->io.bufs_initial, c->io.bufs_max);
+	return 0;
+}
+
 /* The pattern of one route against its match and the limits. */
 static int
 cfg_check_pattern(const struct sluiced_config *c,
@@ -2386,7 +2591,11 @@ sluiced_config_check(struct sluiced_config *c, char *err, size_t errlen)
 	if (errlen)
 		err[0] = '\0';
 	cfg_derive(c);
-	r = cfg_check_inputs(c, err, errlen);
+	r = cfg_check_runtime(c, err, errlen);
+	if (!r)
+		r = cfg_check_admin(c, err, errlen);
+	if (!r)
+		r = cfg_check_inputs(c, err, errlen);
 	for (size_t i = 0; !r && i < c->nroutes; i++)
 		r = cfg_check_route(c, i, err, errlen);
 	if (!r)
@@ -2648,8 +2857,21 @@ cfg_runtime_equal(const struct sl_runtime_opts *a,
 		  const struct sl_runtime_opts *b)
 {
 	return a->nprocs == b->nprocs && a->ring_entries == b->ring_entries &&
-	       a->sqpoll == b->sqpoll && a->sqpoll_cpu == b->sqpoll_cpu &&
-	       a->stack_size == b->stack_size;
+	       a->cq_entries == b->cq_entries && a->sqpoll == b->sqpoll &&
+	       a->sqpoll_cpu == b->sqpoll_cpu &&
+	       a->sqpoll_idle_ms == b->sqpoll_idle_ms &&
+	       a->stack_size == b->stack_size && a->pin == b->pin &&
+	       a->huge_pages == b->huge_pages &&
+	       a->idle_spin_ns == b->idle_spin_ns &&
+	       cfg_str_eq(a->cpus, b->cpus) && cfg_str_eq(a->numa, b->numa);
+}
+
+static bool
+cfg_io_equal(const struct sl_io_opts *a, const struct sl_io_opts *b)
+{
+	return a->buf_size == b->buf_size &&
+	       a->bufs_initial == b->bufs_initial &&
+	       a->bufs_max == b->bufs_max;
 }
 
 static bool
@@ -2702,12 +2924,14 @@ sluiced_config_restart_keys(const struct sluiced_config *cur,
 {
 	const bool same[] = {
 		cfg_runtime_equal(&cur->runtime, &next->runtime),
+		cfg_io_equal(&cur->io, &next->io),
 		cfg_limits_equal(&cur->opts, &next->opts),
 		cfg_inputs_equal(cur, next),
 		cfg_admin_equal(cur, next),
+		cur->allow_root == next->allow_root,
 	};
-	static const char *const names[] = {"runtime", "limits", "inputs",
-					    "admin"};
+	static const char *const names[] = {"runtime", "io", "limits",
+					    "inputs", "admin", "security"};
 	unsigned n = 0;
 	size_t o = 0;
 

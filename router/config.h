@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "core/runtime.h"
+#include "io/io.h"
 #include "router/admin.h"
 #include "router/sluice.h"
 
@@ -82,7 +83,7 @@ enum sluiced_fold {
 #define SLUICED_SINK_KEYS_ 10
 #define SLUICED_INPUT_KEYS_ 5
 #define SLUICED_ROUTE_KEYS_ 17
-#define SLUICED_TOP_KEYS_ 20
+#define SLUICED_TOP_KEYS_ 31
 
 /* A sink as data; sluiced_config_routes() builds it. */
 struct sluiced_sink_config {
@@ -129,9 +130,15 @@ struct sluiced_route_config {
 struct sluiced_string_;
 
 struct sluiced_config {
-	/* runtime.*: procs, ring_entries, sqpoll, sqpoll_cpu, stack_size;
-	 * the other fields keep sl_runtime_opts_init()'s values. */
+	/* runtime.*: every field but hog_report_ns, retake_ns and quiet,
+	 * which keep sl_runtime_opts_init()'s values.  cpus and numa are
+	 * checked for form here; whether the machine has those CPUs and
+	 * nodes is sl_runtime_run()'s check. */
 	struct sl_runtime_opts runtime;
+	/* io.*: receive buffers per processor, for sl_io_configure(). */
+	struct sl_io_opts io;
+	/* security.allow_root: run even with an effective user id of 0. */
+	bool allow_root;
 	/* limits.*, with line_max and frame_max derived unless given. */
 	struct sluice_opts opts;
 	struct sluiced_input_config *inputs;
@@ -227,6 +234,8 @@ int sluiced_config_read(const char *path, const char *const *sets,
  * sluiced_config_check() - the checks that involve more than one key:
  * unique route and input names, at most one default route, patterns that
  * fit their match and the limits, addresses that fit their input type,
+ * an admin endpoint off loopback only with a token, runtime.cq_entries
+ * not below ring_entries, io.buffers not above io.buffers_max,
  * the keys each sink type needs and uses, backoff cap at least its base,
  * no file written by two sinks (identical dead letters excepted: they
  * share one sink).  Derives limits.line_max and frame_max from the other
@@ -235,6 +244,14 @@ int sluiced_config_read(const char *path, const char *const *sets,
  * Return: 0 or -EINVAL (message in @err).
  */
 int sluiced_config_check(struct sluiced_config *c, char *err, size_t errlen);
+
+/**
+ * sluiced_addr_local() - whether @addr can be reached only from this
+ * host: an IPv4 address in 127.0.0.0/8, [::1] (or a v4-mapped loopback
+ * address), or a Unix socket.  False for anything else, and for text
+ * that is not an address.
+ */
+bool sluiced_addr_local(const char *addr);
 
 /* sluiced_config_free() - release what @c owns; @c is zeroed. */
 void sluiced_config_free(struct sluiced_config *c);
@@ -280,8 +297,8 @@ int sluiced_config_install(struct sluice *r, const struct sluiced_config *c,
  *	only at a restart, e.g. "inputs, admin" ("" when none).
  *
  * Routes are what a reload installs, and shutdown.* and log.* are plain
- * values a caller can take over at once; runtime.*, limits.*, inputs and
- * admin.* shape what is already running.
+ * values a caller can take over at once; runtime.*, io.*, limits.*,
+ * inputs, admin.* and security.* shape what is already running.
  *
  * Return: how many sections differ.
  */

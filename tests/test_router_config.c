@@ -118,6 +118,16 @@ assert_defaults(const struct sluiced_config *c)
 	assert_int_equal(c->runtime.sqpoll_cpu, -1);
 	assert_int_equal(c->runtime.stack_size, 64 * 1024);
 	assert_true(c->runtime.pin);
+	assert_null(c->runtime.cpus);
+	assert_null(c->runtime.numa);
+	assert_int_equal(c->runtime.cq_entries, 0);
+	assert_int_equal(c->runtime.sqpoll_idle_ms, 1000);
+	assert_false(c->runtime.huge_pages);
+	assert_int_equal(c->runtime.idle_spin_ns, 20 * SL_NSEC_PER_USEC);
+	assert_int_equal(c->io.buf_size, 4096);
+	assert_int_equal(c->io.bufs_initial, 256);
+	assert_int_equal(c->io.bufs_max, 4096);
+	assert_false(c->allow_root);
 
 	assert_int_equal(c->opts.limits.kind_max, 255);
 	assert_int_equal(c->opts.limits.key_max, 4096);
@@ -471,7 +481,9 @@ test_config_error_unknown_and_repeated_keys(void **state)
 		     "\"runtime\"?)");
 	expect_error("runtime:\n  procs: 2\n  zzz: 1\n",
 		     "t.yaml:3: runtime.zzz: unknown key (expected one of: "
-		     "procs, ring_entries, sqpoll, sqpoll_cpu, stack_size)");
+		     "procs, ring_entries, sqpoll, sqpoll_cpu, stack_size, "
+		     "cpus, numa, pin, cq_entries, sqpoll_idle_ms, "
+		     "huge_pages, idle_spin)");
 	expect_error("routes:\n  - name: a\n    wrkers: 2\n"
 		     "    sink: {type: null}\n",
 		     "t.yaml:3: routes[0].wrkers: unknown key (did you mean "
@@ -484,7 +496,8 @@ test_config_error_unknown_and_repeated_keys(void **state)
 	/* A key with odd bytes is repeated escaped. */
 	expect_error("\"a\\tb\": 1\n",
 		     "t.yaml:1: a\\x09b: unknown key (expected one of: runtime, "
-		     "limits, inputs, routes, admin, shutdown, log)");
+		     "io, limits, inputs, routes, admin, shutdown, log, "
+		     "security)");
 	expect_error("? [a]\n: 1\n",
 		     "t.yaml:1: a key must be a plain name, found a list");
 }
@@ -549,7 +562,7 @@ test_config_error_values(void **state)
 		     "(16KiB to 1GiB)");
 	expect_error("runtime:\n  ring_entries: 0\n",
 		     "t.yaml:2: runtime.ring_entries: 0 is out of range (1 to "
-		     "16384)");
+		     "32768)");
 	expect_error("runtime:\n  procs:\n\nlog: {level: info}\n",
 		     "t.yaml:2: runtime.procs: missing value (expected a whole "
 		     "number)");
@@ -1044,6 +1057,195 @@ test_config_admin_off_and_token(void **state)
 		     "\"token\"?)");
 }
 
+/* ---- deployment knobs: runtime placement, io buffers, security ---- */
+
+static void
+test_config_knobs_read_back(void **state)
+{
+	struct sluiced_config c;
+
+	(void)state;
+	parse_ok("runtime:\n"
+		 "  procs: 2\n"
+		 "  cpus: \"0-1,3\"\n"
+		 "  numa: interleave\n"
+		 "  pin: false\n"
+		 "  ring_entries: 1024\n"
+		 "  cq_entries: 4096\n"
+		 "  sqpoll: true\n"
+		 "  sqpoll_cpu: 1\n"
+		 "  sqpoll_idle_ms: 50\n"
+		 "  stack_size: 256KiB\n"
+		 "  huge_pages: true\n"
+		 "  idle_spin: 150us\n"
+		 "io:\n"
+		 "  buffer_size: 16KiB\n"
+		 "  buffers: 64\n"
+		 "  buffers_max: 512\n"
+		 "security:\n"
+		 "  allow_root: true\n",
+		 &c);
+	assert_int_equal(c.runtime.nprocs, 2);
+	assert_string_equal(c.runtime.cpus, "0-1,3");
+	assert_string_equal(c.runtime.numa, "interleave");
+	assert_false(c.runtime.pin);
+	assert_int_equal(c.runtime.ring_entries, 1024);
+	assert_int_equal(c.runtime.cq_entries, 4096);
+	assert_true(c.runtime.sqpoll);
+	assert_int_equal(c.runtime.sqpoll_cpu, 1);
+	assert_int_equal(c.runtime.sqpoll_idle_ms, 50);
+	assert_int_equal(c.runtime.stack_size, 256 * 1024);
+	assert_true(c.runtime.huge_pages);
+	assert_int_equal(c.runtime.idle_spin_ns, 150 * SL_NSEC_PER_USEC);
+	assert_int_equal(c.io.buf_size, 16 * 1024);
+	assert_int_equal(c.io.bufs_initial, 64);
+	assert_int_equal(c.io.bufs_max, 512);
+	assert_true(c.allow_root);
+
+	/* Every form of numa and cpus the runtime reads, by override. */
+	expect_set(&c, "runtime.numa=local", "");
+	assert_string_equal(c.runtime.numa, "local");
+	expect_set(&c, "runtime.numa=0-1,3", "");
+	assert_string_equal(c.runtime.numa, "0-1,3");
+	expect_set(&c, "runtime.cpus=7", "");
+	expect_set(&c, "runtime.cpus=", "");
+	assert_string_equal(c.runtime.cpus, "");
+	expect_set(&c, "runtime.idle_spin=0", "");
+	assert_int_equal(c.runtime.idle_spin_ns, 0);
+	expect_set(&c, "security.allow_root=false", "");
+	assert_false(c.allow_root);
+	expect_config_check(&c, "");
+	sluiced_config_free(&c);
+}
+
+static void
+test_config_error_knobs(void **state)
+{
+	(void)state;
+	expect_error("runtime:\n  cpus: \"0-\"\n",
+		     "t.yaml:2: runtime.cpus: bad CPU list \"0-\" (expected "
+		     "numbers and ranges: \"0-3,8\")");
+	expect_error("runtime:\n  cpus: \"3-1\"\n",
+		     "t.yaml:2: runtime.cpus: bad CPU list \"3-1\" (expected "
+		     "numbers and ranges: \"0-3,8\")");
+	expect_error("runtime:\n  cpus: \"1,,2\"\n",
+		     "t.yaml:2: runtime.cpus: bad CPU list \"1,,2\" (expected "
+		     "numbers and ranges: \"0-3,8\")");
+	expect_error("runtime:\n  cpus: \"1,\"\n",
+		     "t.yaml:2: runtime.cpus: bad CPU list \"1,\" (ends in a "
+		     "comma)");
+	expect_error("runtime:\n  cpus: all\n",
+		     "t.yaml:2: runtime.cpus: bad CPU list \"all\" (expected "
+		     "numbers and ranges: \"0-3,8\")");
+	expect_error("runtime:\n  cpus: \"0-4096\"\n",
+		     "t.yaml:2: runtime.cpus: CPU list \"0-4096\": CPU numbers "
+		     "go up to 1023");
+	expect_error("runtime:\n  cpus: \"99999999999999999999999\"\n",
+		     "t.yaml:2: runtime.cpus: CPU list "
+		     "\"99999999999999999999999\": CPU numbers go up to 1023");
+	expect_error("runtime:\n  numa: \"0-2000\"\n",
+		     "t.yaml:2: runtime.numa: node list \"0-2000\": node "
+		     "numbers go up to 1023");
+	expect_error("runtime:\n  numa: remote\n",
+		     "t.yaml:2: runtime.numa: bad NUMA policy \"remote\" "
+		     "(local, interleave, or a list of nodes such as \"0\" or "
+		     "\"0-1\")");
+	expect_error("runtime:\n  numa: \"0-x\"\n",
+		     "t.yaml:2: runtime.numa: bad node list \"0-x\" (expected "
+		     "numbers and ranges: \"0-3,8\")");
+	expect_error("runtime:\n  cq_entries: 70000\n",
+		     "t.yaml:2: runtime.cq_entries: 70000 is out of range (0 "
+		     "to 65536)");
+	expect_error("runtime:\n  idle_spin: 1s\n",
+		     "t.yaml:2: runtime.idle_spin: 1s is out of range (0s to "
+		     "100ms)");
+	expect_error("runtime:\n  pin: 1\n",
+		     "t.yaml:2: runtime.pin: expected true or false, found "
+		     "\"1\"");
+	expect_error("io:\n  buffer_size: 128\n",
+		     "t.yaml:2: io.buffer_size: 128 is out of range (256 to "
+		     "1MiB)");
+	expect_error("io:\n  buffers_max: 40000\n",
+		     "t.yaml:2: io.buffers_max: 40000 is out of range (1 to "
+		     "32768)");
+	expect_error("io:\n  buffers: 0\n",
+		     "t.yaml:2: io.buffers: 0 is out of range (1 to 32768)");
+	expect_error("security:\n  allow_root: yes\n",
+		     "t.yaml:2: security.allow_root: expected true or false, "
+		     "found \"yes\"");
+
+	/* Keys that must agree, named where the offending one was given. */
+	expect_error("runtime:\n  ring_entries: 512\n  cq_entries: 256\n",
+		     "t.yaml:3: runtime.cq_entries: 256 is below "
+		     "runtime.ring_entries (512): every submission needs room "
+		     "for its completion");
+	expect_error("runtime:\n  sqpoll_cpu: 1\n",
+		     "t.yaml:2: runtime.sqpoll_cpu: set, but runtime.sqpoll is "
+		     "false");
+	expect_error("runtime:\n  sqpoll_idle_ms: 10\n",
+		     "t.yaml:2: runtime.sqpoll_idle_ms: set, but "
+		     "runtime.sqpoll is false");
+	expect_error("io:\n  buffers_max: 100\n  buffers: 200\n",
+		     "t.yaml:3: io.buffers: 200 is above io.buffers_max (100)");
+	/* The default buffers (256) against a smaller maximum. */
+	expect_error("io:\n  buffers_max: 100\n",
+		     "t.yaml:2: io.buffers_max: 100 is below io.buffers (256)");
+}
+
+static void
+test_config_admin_off_loopback_needs_token(void **state)
+{
+	static const char *const local[] = {
+		"127.0.0.1:7401", "127.1.2.3:1", "[::1]:7401",
+		"[::ffff:127.0.0.1]:7401", "/run/sluice/admin.sock",
+		"@sluice-admin", "unix:/tmp/a.sock",
+	};
+	static const char *const remote[] = {
+		"0.0.0.0:7401", "10.0.0.1:7401", "[::]:7401",
+		"[2001:db8::1]:7401", "[::ffff:10.0.0.1]:7401", "128.0.0.1:1",
+	};
+	struct sluiced_config c;
+
+	(void)state;
+	for (size_t i = 0; i < SL_ARRAY_SIZE(local); i++)
+		assert_true(sluiced_addr_local(local[i]));
+	for (size_t i = 0; i < SL_ARRAY_SIZE(remote); i++)
+		assert_false(sluiced_addr_local(remote[i]));
+	assert_false(sluiced_addr_local("localhost:1"));
+	assert_false(sluiced_addr_local(NULL));
+
+	expect_error("admin:\n  addr: \"0.0.0.0:7401\"\n",
+		     "t.yaml:2: admin.addr: \"0.0.0.0:7401\" is not a loopback "
+		     "address and admin.token is not set: set a token, or "
+		     "listen on 127.0.0.1 or a Unix socket");
+	expect_error("admin:\n  addr: \"[::]:7401\"\n  token: \"\"\n",
+		     "t.yaml:2: admin.addr: \"[::]:7401\" is not a loopback "
+		     "address and admin.token is not set: set a token, or "
+		     "listen on 127.0.0.1 or a Unix socket");
+	parse_ok("admin:\n  addr: \"0.0.0.0:7401\"\n  token: s3cret\n", &c);
+	assert_true(c.admin_enabled);
+	sluiced_config_free(&c);
+
+	/* By override: the check after the last one decides, so the token
+	 * may come after the address. */
+	parse_ok("", &c);
+	expect_set(&c, "admin.addr=0.0.0.0:0", "");
+	expect_config_check(&c, "--set: admin.addr: \"0.0.0.0:0\" is not a "
+				"loopback address and admin.token is not set: "
+				"set a token, or listen on 127.0.0.1 or a Unix "
+				"socket");
+	expect_set(&c, "admin.token=abc", "");
+	expect_config_check(&c, "");
+	sluiced_config_free(&c);
+
+	/* Inputs may listen anywhere, but only where the file says: the
+	 * defaults are loopback. */
+	parse_ok("", &c);
+	assert_true(sluiced_addr_local(c.inputs[0].in.addr));
+	assert_true(sluiced_addr_local(c.admin.addr));
+	sluiced_config_free(&c);
+}
+
 /* ---- reading with overrides, and what a reload cannot change ---- */
 
 static void
@@ -1151,6 +1353,18 @@ test_config_restart_keys(void **state)
 	/* A short buffer keeps what fits; the count is still right. */
 	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf, 10), 3);
 	assert_string_equal(buf, "runtime, ");
+	sluiced_config_free(&next);
+
+	/* The knobs added to runtime, the io buffers and security. */
+	snprintf(text, sizeof(text),
+		 "%sruntime: {idle_spin: 0, cpus: \"0\"}\n"
+		 "io: {buffer_size: 8KiB}\nsecurity: {allow_root: true}\n",
+		 base);
+	parse_ok(text, &next);
+	assert_int_equal(sluiced_config_restart_keys(&cur, &next, buf,
+						     sizeof(buf)),
+			 3);
+	assert_string_equal(buf, "runtime, io, security");
 	sluiced_config_free(&next);
 
 	/* Off is off, whatever the address it would have had. */
@@ -1716,6 +1930,9 @@ main(void)
 		cmocka_unit_test(test_config_set_errors),
 		cmocka_unit_test(test_config_set_then_check_names_origins),
 		cmocka_unit_test(test_config_admin_off_and_token),
+		cmocka_unit_test(test_config_knobs_read_back),
+		cmocka_unit_test(test_config_error_knobs),
+		cmocka_unit_test(test_config_admin_off_loopback_needs_token),
 		cmocka_unit_test(test_config_read_file_then_overrides),
 		cmocka_unit_test(test_config_restart_keys),
 		cmocka_unit_test(test_config_durations),

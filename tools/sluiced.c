@@ -10,6 +10,12 @@
  *
  * Life cycle.  main() reads and checks the configuration before the
  * runtime starts, so a bad file costs nothing but an exit status of 2.
+ * It refuses to go on as root unless told to (a daemon that parses what
+ * the network sends should not hold every privilege), configures the
+ * I/O layer's receive buffers, and starts the runtime, which checks the
+ * placement knobs against the machine: a CPU that is offline, a NUMA
+ * node that does not exist or huge pages that cannot be had end the
+ * start with one line naming the knob, and an exit status of 1.
  * The main task then creates the router, installs the routes, starts the
  * admin endpoint and opens the inputs; only then is the daemon ready.  It
  * then reads signals from a signalfd, through the ring, so waiting for a
@@ -30,6 +36,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -45,6 +52,7 @@
 #include "core/sync.h"
 #include "core/task.h"
 #include "io/file.h"
+#include "io/io.h"
 #include "router/admin.h"
 #include "router/config.h"
 #include "router/sluice.h"
@@ -61,6 +69,10 @@ enum {
 	OPT_SET = 256,
 	OPT_CHECK,
 	OPT_LOG_LEVEL,
+	OPT_CPUS,
+	OPT_NUMA,
+	OPT_SQPOLL,
+	OPT_ALLOW_ROOT,
 };
 
 struct daemon {
@@ -402,7 +414,6 @@ stop(struct daemon *d, bool drain)
 	sl_mutex_unlock(&d->reload_mu);
 	sl_waitgroup_wait(&d->reloads);
 
-	/* The routes' figures are gone once the router has shut down. */
 	sluice_stats_get(d->r, &st);
 	if (drain)
 		sd_log(SLUICED_LOG_INFO,
@@ -411,11 +422,14 @@ stop(struct daemon *d, bool drain)
 		       (unsigned long long)st.pending,
 		       (unsigned long long)st.processing);
 	r = sluice_shutdown(d->r, drain, drain ? start_ns + timeout : 0);
+	/* The routes' figures stay readable after the shutdown. */
+	sluice_stats_get(d->r, &st);
 	if (r)
 		sd_log(SLUICED_LOG_WARN,
 		       "msg=\"drain timed out; unfinished work was dropped\" "
-		       "drain_timeout_ms=%llu",
-		       (unsigned long long)(timeout / SL_NSEC_PER_MSEC));
+		       "drain_timeout_ms=%llu keys_dropped=%llu",
+		       (unsigned long long)(timeout / SL_NSEC_PER_MSEC),
+		       (unsigned long long)st.left);
 	else if (drain)
 		sd_log(SLUICED_LOG_INFO, "msg=\"drained\" ms=%llu",
 		       (unsigned long long)((sl_now_ns() - start_ns) /
@@ -500,6 +514,69 @@ signal_loop(struct daemon *d, int sfd)
 	}
 }
 
+/* CPUs in the process's affinity mask: what runtime.procs 0 means. */
+static int
+usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return CPU_COUNT(&set);
+}
+
+/*
+ * The knobs as the runtime and the I/O layer will take them, defaults
+ * resolved, one line per section, for --check and the start-up log.
+ * @nprocs: the processors running, or 0 before the runtime starts.
+ */
+static void
+format_knobs(const struct sluiced_config *c, unsigned nprocs, char *rt,
+	     size_t rtlen, char *io, size_t iolen)
+{
+	const struct sl_runtime_opts *o = &c->runtime;
+	unsigned cq = o->cq_entries ? o->cq_entries : 4 * o->ring_entries;
+	char procs[32], sq[64] = "";
+
+	if (o->nprocs)
+		snprintf(procs, sizeof(procs), "%u", o->nprocs);
+	else if (nprocs)
+		snprintf(procs, sizeof(procs), "0(=%u)", nprocs);
+	else if (o->cpus && *o->cpus)
+		snprintf(procs, sizeof(procs), "0(=one per CPU of cpus)");
+	else
+		snprintf(procs, sizeof(procs), "0(=%d)", usable_cpus());
+	if (o->sqpoll)
+		snprintf(sq, sizeof(sq), " sqpoll_cpu=%d sqpoll_idle_ms=%u",
+			 o->sqpoll_cpu, o->sqpoll_idle_ms);
+	snprintf(rt, rtlen,
+		 "procs=%s cpus=%s numa=%s pin=%s ring_entries=%u "
+		 "cq_entries=%u sqpoll=%s%s stack_size=%zu huge_pages=%s "
+		 "idle_spin_ns=%llu",
+		 procs, o->cpus && *o->cpus ? o->cpus : "all",
+		 o->numa && *o->numa ? o->numa : "local",
+		 o->pin ? "true" : "false", o->ring_entries, cq,
+		 o->sqpoll ? "true" : "false", sq, o->stack_size,
+		 o->huge_pages ? "true" : "false",
+		 (unsigned long long)o->idle_spin_ns);
+	snprintf(io, iolen, "buffer_size=%u buffers=%u buffers_max=%u",
+		 c->io.buf_size, c->io.bufs_initial, c->io.bufs_max);
+}
+
+/* The settings the daemon runs with, so a log shows what was tuned. */
+static void
+log_knobs(const struct daemon *d)
+{
+	char rt[512], io[128];
+
+	format_knobs(&d->cfg, sl_runtime_nprocs(), rt, sizeof(rt), io,
+		     sizeof(io));
+	sd_log(SLUICED_LOG_INFO, "msg=\"runtime\" %s %s", rt, io);
+	if (geteuid() == 0)
+		sd_log(SLUICED_LOG_WARN,
+		       "msg=\"running as root (security.allow_root)\"");
+}
+
 static void
 main_task(void *arg)
 {
@@ -528,6 +605,7 @@ main_task(void *arg)
 		close(sfd);
 		return;
 	}
+	log_knobs(d);
 	sd_log(SLUICED_LOG_INFO,
 	       "msg=\"ready\" version=" SLUICED_VERSION " config=\"%s\"",
 	       d->path ? d->path : "(defaults)");
@@ -563,11 +641,23 @@ usage(FILE *out)
 	      "                         (--set admin.addr=ADDR)\n"
 	      "  -p, --procs N          processors; 0: one per usable CPU\n"
 	      "                         (--set runtime.procs=N)\n"
+	      "      --cpus LIST        the CPUs processors run on, e.g.\n"
+	      "                         0-3,8 (--set runtime.cpus=LIST)\n"
+	      "      --numa POLICY      local, interleave, or a node list\n"
+	      "                         (--set runtime.numa=POLICY)\n"
+	      "      --sqpoll[=CPU]     kernel threads poll the submission\n"
+	      "                         queues, on CPU if given\n"
+	      "                         (--set runtime.sqpoll=true and\n"
+	      "                         --set runtime.sqpoll_cpu=CPU)\n"
 	      "      --log-level LEVEL  debug, info, warn or error\n"
 	      "                         (--set log.level=LEVEL)\n"
+	      "      --allow-root       run even as root (euid 0), which is\n"
+	      "                         refused otherwise\n"
+	      "                         (--set security.allow_root=true)\n"
 	      "      --check            read and check the configuration,\n"
-	      "                         print a summary and exit; nothing is\n"
-	      "                         opened, bound or loaded\n"
+	      "                         print the settings in effect and\n"
+	      "                         exit; nothing is opened, bound or\n"
+	      "                         loaded\n"
 	      "  -h, --help             this text\n"
 	      "  -V, --version          the version\n"
 	      "\n"
@@ -580,11 +670,16 @@ usage(FILE *out)
 	      "Admin endpoint (docs/admin.md): GET /metrics, /healthz,\n"
 	      "/readyz, /debug/tasks; POST /reload.\n"
 	      "\n"
+	      "Every other key (runtime.idle_spin, io.buffer_size, ...) is\n"
+	      "set in the file or with --set; docs/configuration.md lists\n"
+	      "them and docs/tuning.md says what each trades.\n"
+	      "\n"
 	      "Logs go to stderr, one key=value line per event.\n"
 	      "\n"
 	      "Exit status: 0 stopped cleanly (or --check passed); 1 could\n"
-	      "not start, the drain timed out, or a second signal forced the\n"
-	      "exit; 2 bad arguments or configuration.\n",
+	      "not start (running as root, a knob the machine cannot honour,\n"
+	      "an address in use), the drain timed out, or a second signal\n"
+	      "forced the exit; 2 bad arguments or configuration.\n",
 	      out);
 }
 
@@ -614,6 +709,10 @@ parse_args(struct daemon *d, int argc, char **argv, bool *check)
 		{"admin", required_argument, NULL, 'a'},
 		{"procs", required_argument, NULL, 'p'},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+		{"cpus", required_argument, NULL, OPT_CPUS},
+		{"numa", required_argument, NULL, OPT_NUMA},
+		{"sqpoll", optional_argument, NULL, OPT_SQPOLL},
+		{"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
 		{"check", no_argument, NULL, OPT_CHECK},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -641,6 +740,20 @@ parse_args(struct daemon *d, int argc, char **argv, bool *check)
 			break;
 		case OPT_LOG_LEVEL:
 			r = add_set(d, "log.level", optarg);
+			break;
+		case OPT_CPUS:
+			r = add_set(d, "runtime.cpus", optarg);
+			break;
+		case OPT_NUMA:
+			r = add_set(d, "runtime.numa", optarg);
+			break;
+		case OPT_SQPOLL:
+			r = add_set(d, "runtime.sqpoll", "true");
+			if (!r && optarg)
+				r = add_set(d, "runtime.sqpoll_cpu", optarg);
+			break;
+		case OPT_ALLOW_ROOT:
+			r = add_set(d, "security.allow_root", "true");
 			break;
 		case OPT_CHECK:
 			*check = true;
@@ -675,12 +788,70 @@ parse_args(struct daemon *d, int argc, char **argv, bool *check)
 static void
 print_summary(const struct daemon *d)
 {
+	const struct sluiced_config *c = &d->cfg;
+	const struct sl_wire_limits *l = &c->opts.limits;
+	char rt[512], io[128];
+
 	printf("sluiced: configuration ok: %s: %zu input%s, %zu route%s, "
 	       "admin %s\n",
-	       d->path ? d->path : "(defaults)", d->cfg.ninputs,
-	       d->cfg.ninputs == 1 ? "" : "s", d->cfg.nroutes,
-	       d->cfg.nroutes == 1 ? "" : "s",
-	       d->cfg.admin_enabled ? d->cfg.admin.addr : "off");
+	       d->path ? d->path : "(defaults)", c->ninputs,
+	       c->ninputs == 1 ? "" : "s", c->nroutes,
+	       c->nroutes == 1 ? "" : "s",
+	       c->admin_enabled ? c->admin.addr : "off");
+	format_knobs(c, 0, rt, sizeof(rt), io, sizeof(io));
+	printf("runtime: %s\nio: %s\n", rt, io);
+	printf("limits: line_max=%zu frame_max=%zu max_malformed=%u "
+	       "shard_inbox=%u\n",
+	       l->line_max, l->frame_max, c->opts.max_malformed,
+	       c->opts.shard_inbox);
+	for (size_t i = 0; i < c->ninputs; i++)
+		printf("input %s: addr=%s%s max_conns=%u\n",
+		       c->inputs[i].in.name, c->inputs[i].in.addr,
+		       sluiced_addr_local(c->inputs[i].in.addr)
+			       ? "" : " (not loopback)",
+		       c->inputs[i].in.max_conns);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		const struct sluice_route *r = &c->routes[i].route;
+
+		printf("route %s: workers=%u max_pending=%zu max_attempts=%u\n",
+		       r->name, r->workers, r->fold.max_pending,
+		       r->fold.max_attempts);
+	}
+	printf("admin: %s token=%s\nsecurity: allow_root=%s\n",
+	       c->admin_enabled ? c->admin.addr : "off",
+	       c->admin.token ? "set" : "none",
+	       c->allow_root ? "true" : "false");
+}
+
+/*
+ * The runtime's reason for a failed start names the knob in its first
+ * word ("cpus \"0-9\": CPU 9 is offline ..."): say which key of the
+ * configuration that is.
+ */
+static void
+report_runtime_error(int err)
+{
+	static const char *const knobs[] = {
+		"cpus", "numa", "sqpoll_cpu", "sqpoll", "huge_pages",
+		"ring_entries", "cq_entries",
+	};
+	const char *why = sl_runtime_error();
+
+	if (!why || !*why) {
+		fprintf(stderr, "sluiced: cannot start the runtime: %s\n",
+			sl_strerror(err));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++) {
+		size_t n = strlen(knobs[i]);
+
+		if (!strncmp(why, knobs[i], n) &&
+		    (why[n] == ' ' || why[n] == ':')) {
+			fprintf(stderr, "sluiced: runtime.%s\n", why);
+			return;
+		}
+	}
+	fprintf(stderr, "sluiced: cannot start the runtime: %s\n", why);
 }
 
 static int
@@ -688,6 +859,7 @@ run(struct daemon *d)
 {
 	struct sl_runtime_opts ro = d->cfg.runtime;
 	sigset_t set;
+	int err;
 
 	/* Signals are taken through a signalfd: block them in every thread
 	 * (the runtime's threads inherit this mask). */
@@ -703,8 +875,16 @@ run(struct daemon *d)
 	atomic_store(&d->drain_timeout_ns, d->cfg.drain_timeout_ns);
 	atomic_store(&log_min, (int)d->cfg.log_level);
 	d->started = wall_seconds();
-	if (sl_runtime_run(&ro, main_task, d)) {
-		fprintf(stderr, "sluiced: %s\n", sl_runtime_error());
+	err = sl_io_configure(&d->cfg.io);
+	if (err) {
+		/* The configuration's ranges are io's, so this is a bug. */
+		fprintf(stderr, "sluiced: io: buffer settings refused: %s\n",
+			sl_strerror(err));
+		return EXIT_RUNTIME;
+	}
+	err = sl_runtime_run(&ro, main_task, d);
+	if (err) {
+		report_runtime_error(err);
 		return EXIT_RUNTIME;
 	}
 	return d->exit_code;
@@ -718,8 +898,9 @@ main(int argc, char **argv)
 	bool check = false;
 	int rc;
 
-	d.sets = calloc((size_t)argc, sizeof(*d.sets));
-	d.owned = calloc((size_t)argc, sizeof(*d.owned));
+	/* At most two overrides per argument (--sqpoll=CPU makes two). */
+	d.sets = calloc(2 * (size_t)argc, sizeof(*d.sets));
+	d.owned = calloc(2 * (size_t)argc, sizeof(*d.owned));
 	if (!d.sets || !d.owned) {
 		fprintf(stderr, "sluiced: out of memory\n");
 		rc = EXIT_RUNTIME;
@@ -737,6 +918,12 @@ main(int argc, char **argv)
 	if (check) {
 		print_summary(&d);
 		rc = EXIT_OK;
+	} else if (geteuid() == 0 && !d.cfg.allow_root) {
+		fprintf(stderr,
+			"sluiced: refusing to run as root (euid 0): run it as "
+			"an unprivileged user (the packaged service does), or "
+			"pass --allow-root or set security.allow_root: true\n");
+		rc = EXIT_RUNTIME;
 	} else {
 		rc = run(&d);
 	}

@@ -208,6 +208,11 @@ itest_log_wait(struct itest_daemon *d, const char *needle, unsigned count,
 	return found;
 }
 
+const char *
+itest_sluiced_path(void)
+{
+	return SLUICED_PATH;
+}
 
 int
 itest_daemon_start(struct itest_daemon *d, const char *yaml)
@@ -215,7 +220,9 @@ itest_daemon_start(struct itest_daemon *d, const char *yaml)
 	posix_spawn_file_actions_t fa;
 	/* posix_spawn() takes char *const[]: the strings must be writable. */
 	char prog[] = SLUICED_PATH, opt[] = "-c";
-	char *argv[] = {prog, opt, d->config, NULL};
+	/* The tests often run as root, which sluiced refuses by default. */
+	char root[] = "--allow-root";
+	char *argv[] = {prog, root, opt, d->config, NULL};
 	struct itest_sink *watchers[4];
 	unsigned nwatchers = d->nwatchers;
 	int pipefd[2], r;

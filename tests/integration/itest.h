@@ -50,6 +50,10 @@ unsigned itest_scaled(unsigned plain, unsigned floor);
 
 uint64_t itest_now_ms(void);
 
+/* The sluiced binary under test, for tests that run it with arguments of
+ * their own rather than through itest_daemon_start(). */
+const char *itest_sluiced_path(void);
+
 /* ---- the daemon ---- */
 
 struct itest_daemon {

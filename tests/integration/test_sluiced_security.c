@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sluiced's secure defaults, seen from outside:
+ *
+ *  - as root (euid 0) it refuses to start, with one line saying how to
+ *    run it instead, unless --allow-root or security.allow_root: true
+ *    says otherwise; then it starts and warns;
+ *  - with no configuration every socket it would open is on loopback,
+ *    and --check marks an address that is not;
+ *  - an admin endpoint off loopback without a token is a configuration
+ *    error; with a token it starts;
+ *  - the admin token: no token, a wrong one, one that differs only at
+ *    the end or in length, or another scheme all get 401; the right one
+ *    gets 200; /healthz needs none;
+ *  - an input at max_conns closes the excess connections at accept,
+ *    counts them in sluice_input_refused_total and logs it, while the
+ *    connections it holds keep working;
+ *  - what one connection may make sluiced buffer is bounded by
+ *    limits.line_max: a longer line is skipped and counted, and the
+ *    connection goes on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "itest.h"
+
+extern char **environ;
+
+/* ---- sluiced run to its end ---- */
+
+/* What one run of sluiced said (stdout and stderr) and how it ended. */
+struct run {
+	char out[16384];
+	size_t len;
+	int status;
+};
+
+/* Read what the child writes until EOF (true), @stop_at or @until. */
+static bool
+run_read(struct run *r, int fd, uint64_t until, const char *stop_at,
+	 bool *seen)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = itest_now_ms();
+		char junk[4096];
+		ssize_t n;
+
+		if (stop_at && !*seen && strstr(r->out, stop_at)) {
+			*seen = true;
+			return false;
+		}
+		if (now >= until)
+			return false;
+		if (poll(&p, 1, (int)(until - now)) <= 0)
+			continue;
+		/* Once the buffer is full, the rest is read and dropped. */
+		if (r->len == sizeof(r->out) - 1)
+			n = read(fd, junk, sizeof(junk));
+		else
+			n = read(fd, r->out + r->len,
+				 sizeof(r->out) - 1 - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return true;
+		if (r->len < sizeof(r->out) - 1)
+			r->len += (size_t)n;
+		r->out[r->len] = '\0';
+	}
+}
+
+/*
+ * Run sluiced with @args (NULL-terminated, without the program name);
+ * once @ready appears in its output it is sent SIGTERM and drains.
+ * Return: 0 with r->status, or -1 when it neither exited nor got ready
+ * in time (it is killed).
+ */
+static int
+run_sluiced(const char *const *args, const char *ready, struct run *r)
+{
+	char *argv[32];
+	const char *path;
+	posix_spawn_file_actions_t fa;
+	uint64_t until = itest_now_ms() + ITEST_WAIT_MS;
+	bool seen = false, eof;
+	size_t n = 0;
+	int pipefd[2];
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	/* posix_spawn() takes char *const[] but writes nothing: copy the
+	 * pointers as they are. */
+	path = itest_sluiced_path();
+	memcpy(&argv[n++], &path, sizeof(path));
+	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
+		memcpy(&argv[n], &args[n - 1], sizeof(argv[n]));
+	argv[n] = NULL;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+	if (posix_spawn(&pid, path, &fa, NULL, argv, environ)) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+
+	eof = run_read(r, pipefd[0], until, ready, &seen);
+	if (!eof && seen) {
+		kill(pid, SIGTERM);
+		eof = run_read(r, pipefd[0], until, NULL, &seen);
+	}
+	if (!eof)
+		kill(pid, SIGKILL);
+	close(pipefd[0]);
+	waitpid(pid, &r->status, 0);
+	if (!eof)
+		fprintf(stderr, "sluiced did not finish; its output:\n%s\n",
+			r->out);
+	return eof ? 0 : -1;
+}
+
+#define RUN(r, ...)                                                            \
+	assert_int_equal(run_sluiced((const char *const[]){__VA_ARGS__, NULL}, \
+				     "msg=\"ready\"", (r)),                    \
+			 0)
+
+static void
+assert_exit(const struct run *r, int code)
+{
+	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != code)
+		fail_msg("status %#x, expected exit %d; output:\n%s",
+			 r->status, code, r->out);
+}
+
+static void
+assert_said(const struct run *r, const char *want)
+{
+	if (!strstr(r->out, want))
+		fail_msg("the output lacks \"%s\":\n%s", want, r->out);
+}
+
+/* ---- running as root ---- */
+
+static void
+test_sluiced_security_root(void **state)
+{
+	char path[] = "/tmp/sluiced-root-XXXXXX";
+	static const char yaml[] =
+		"security: {allow_root: true}\n"
+		"admin: {addr: \"127.0.0.1:0\"}\n"
+		"inputs: [{name: tcp, addr: \"127.0.0.1:0\"}]\n";
+	struct run r;
+	int fd;
+
+	(void)state;
+	if (geteuid() != 0) {
+		/* Nothing to refuse: it starts without the override. */
+		RUN(&r, "-l", "127.0.0.1:0", "-a", "127.0.0.1:0");
+		assert_said(&r, "msg=\"ready\"");
+		assert_exit(&r, 0);
+		return;
+	}
+
+	RUN(&r, "-l", "127.0.0.1:0", "-a", "127.0.0.1:0");
+	assert_exit(&r, 1);
+	assert_said(&r, "sluiced: refusing to run as root (euid 0): run it "
+			"as an unprivileged user (the packaged service does), "
+			"or pass --allow-root or set security.allow_root: "
+			"true\n");
+	if (strstr(r.out, "listening"))
+		fail_msg("it opened a socket before refusing:\n%s", r.out);
+
+	/* --check opens nothing, so it answers as root too. */
+	RUN(&r, "--check");
+	assert_exit(&r, 0);
+	assert_said(&r, "security: allow_root=false\n");
+
+	/* The flag. */
+	RUN(&r, "--allow-root", "-l", "127.0.0.1:0", "-a", "127.0.0.1:0");
+	assert_said(&r, "msg=\"ready\"");
+	assert_said(&r, "level=warn subsys=sluiced msg=\"running as root "
+			"(security.allow_root)\"");
+	assert_exit(&r, 0);
+
+	/* The key, in a file. */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, yaml, sizeof(yaml) - 1),
+			 (ssize_t)sizeof(yaml) - 1);
+	close(fd);
+	RUN(&r, "-c", path);
+	unlink(path);
+	assert_said(&r, "msg=\"ready\"");
+	assert_exit(&r, 0);
+}
+
+/* ---- addresses ---- */
+
+static void
+test_sluiced_security_loopback_defaults(void **state)
+{
+	struct run r;
+
+	(void)state;
+	RUN(&r, "--check");
+	assert_exit(&r, 0);
+	assert_said(&r, "input tcp: addr=127.0.0.1:7400 max_conns=0\n");
+	assert_said(&r, "admin: 127.0.0.1:7401 token=none\n");
+	if (strstr(r.out, "not loopback"))
+		fail_msg("a default address is not loopback:\n%s", r.out);
+
+	/* An input elsewhere is allowed, when asked for, and marked. */
+	RUN(&r, "--check", "-l", "0.0.0.0:7400");
+	assert_exit(&r, 0);
+	assert_said(&r, "input tcp: addr=0.0.0.0:7400 (not loopback) ");
+}
+
+static void
+test_sluiced_security_admin_needs_token_off_loopback(void **state)
+{
+	struct run r;
+
+	(void)state;
+	RUN(&r, "--allow-root", "-l", "127.0.0.1:0", "-a", "0.0.0.0:0");
+	assert_exit(&r, 2);
+	assert_said(&r, "sluiced: --set: admin.addr: \"0.0.0.0:0\" is not a "
+			"loopback address and admin.token is not set: set a "
+			"token, or listen on 127.0.0.1 or a Unix socket\n");
+	if (strstr(r.out, "listening"))
+		fail_msg("it opened a socket before refusing:\n%s", r.out);
+
+	RUN(&r, "--allow-root", "-l", "127.0.0.1:0", "-a", "[::]:0");
+	assert_exit(&r, 2);
+	assert_said(&r, "admin.addr: \"[::]:0\" is not a loopback address");
+
+	/* With a token it starts, and says the endpoint wants one. */
+	RUN(&r, "--allow-root", "-l", "127.0.0.1:0", "-a", "0.0.0.0:0", "--set",
+	    "admin.token=0123456789abcdef");
+	assert_said(&r, "msg=\"admin listening\" addr=0.0.0.0:");
+	assert_said(&r, " auth=token\n");
+	assert_exit(&r, 0);
+}
+
+/* ---- the admin token ---- */
+
+/* One request to the admin endpoint; its status code, or -1. */
+static int
+admin_status(struct itest_daemon *d, const char *path, const char *auth)
+{
+	char addr[64], req[512], resp[256];
+	size_t len = 0;
+	int fd, code = -1;
+
+	if (itest_daemon_addr(d, NULL, addr, sizeof(addr)))
+		return -1;
+	fd = itest_connect(addr);
+	if (fd < 0)
+		return -1;
+	snprintf(req, sizeof(req),
+		 "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%sConnection: close\r\n"
+		 "\r\n",
+		 path, addr, auth ? "Authorization: " : "", auth ? auth : "",
+		 auth ? "\r\n" : "");
+	if (itest_send_all(fd, req, strlen(req)) == 0) {
+		while (len < sizeof(resp) - 1) {
+			ssize_t n = recv(fd, resp + len,
+					 sizeof(resp) - 1 - len, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+		}
+		resp[len] = '\0';
+		if (sscanf(resp, "HTTP/1.1 %d", &code) != 1)
+			code = -1;
+	}
+	close(fd);
+	return code;
+}
+
+static void
+test_sluiced_security_token(void **state)
+{
+	struct itest_daemon *d = *state;
+
+	if (itest_daemon_start(d, "inputs:\n  - {name: tcp, addr: "
+				  "\"127.0.0.1:0\"}\n" ITEST_ADMIN_YAML))
+		fail_msg("sluiced did not start");
+
+	assert_int_equal(admin_status(d, "/metrics", NULL), 401);
+	assert_int_equal(admin_status(d, "/metrics", "Bearer wrong"), 401);
+	/* Same length, last byte differs; a prefix; a longer one. */
+	assert_int_equal(admin_status(d, "/metrics", "Bearer itest-tokem"),
+			 401);
+	assert_int_equal(admin_status(d, "/metrics", "Bearer itest-toke"),
+			 401);
+	assert_int_equal(admin_status(d, "/metrics",
+				      "Bearer " ITEST_TOKEN "x"),
+			 401);
+	assert_int_equal(admin_status(d, "/metrics", "Basic " ITEST_TOKEN),
+			 401);
+	assert_int_equal(admin_status(d, "/metrics", "Bearer"), 401);
+	assert_int_equal(admin_status(d, "/debug/tasks", NULL), 401);
+	assert_int_equal(admin_status(d, "/readyz", "Bearer nope"), 401);
+
+	assert_int_equal(admin_status(d, "/metrics", "Bearer " ITEST_TOKEN),
+			 200);
+	assert_int_equal(admin_status(d, "/readyz", "bearer " ITEST_TOKEN),
+			 200);
+	assert_int_equal(admin_status(d, "/healthz", NULL), 200);
+}
+
+/* ---- connections and buffers per connection ---- */
+
+/* Send one line and wait until the input has taken @total events. */
+static void
+send_and_wait(struct itest_daemon *d, int fd, const char *line,
+	      uint64_t total)
+{
+	assert_int_equal(itest_send_all(fd, line, strlen(line)), 0);
+	if (!itest_metric_wait(d, "sluice_input_events_total{input=\"tcp\"}",
+			       total, ITEST_WAIT_MS)) {
+		itest_metrics_dump(d, "sluice_input", NULL);
+		fail_msg("event %llu did not arrive",
+			 (unsigned long long)total);
+	}
+}
+
+#define REFUSED "sluice_input_refused_total{input=\"tcp\"}"
+#define EXCESS 12
+
+static void
+test_sluiced_security_max_conns(void **state)
+{
+	struct itest_daemon *d = *state;
+	uint64_t v, start_ms, lines, bound;
+	char addr[64];
+	int fd[2 + EXCESS];
+
+	if (itest_daemon_start(d, "inputs:\n  - {name: tcp, addr: "
+				  "\"127.0.0.1:0\", max_conns: 2}\n"
+				  ITEST_ADMIN_YAML))
+		fail_msg("sluiced did not start");
+	assert_int_equal(itest_daemon_addr(d, "tcp", addr, sizeof(addr)), 0);
+	assert_int_equal(itest_metric(d, REFUSED, &v), 0);
+	assert_int_equal(v, 0);
+
+	/* Two connections, each known to be open once its event is in. */
+	fd[0] = itest_connect(addr);
+	assert_true(fd[0] >= 0);
+	send_and_wait(d, fd[0], "set a 1\n", 1);
+	fd[1] = itest_connect(addr);
+	assert_true(fd[1] >= 0);
+	send_and_wait(d, fd[1], "set b 1\n", 2);
+
+	/* Every further one is closed at accept, and counted. */
+	start_ms = itest_now_ms();
+	for (int i = 2; i < 2 + EXCESS; i++) {
+		fd[i] = itest_connect(addr);
+		assert_true(fd[i] >= 0);
+		assert_true(itest_wait_peer_close(fd[i], ITEST_WAIT_MS));
+	}
+	assert_true(itest_metric_wait(d, REFUSED, EXCESS, ITEST_WAIT_MS));
+	assert_int_equal(itest_metric(d, REFUSED, &v), 0);
+	assert_int_equal(v, EXCESS);
+
+	/* Logged, but at most once a second: no more lines than seconds
+	 * begun since the first refusal. */
+	assert_true(itest_log_wait(d, "max_conns=2", 1, ITEST_WAIT_MS));
+	lines = itest_log_count(d, "max_conns=2");
+	bound = (itest_now_ms() - start_ms) / 1000 + 1;
+	if (lines > bound)
+		fail_msg("%llu log lines for %d refusals in %llu s",
+			 (unsigned long long)lines, EXCESS,
+			 (unsigned long long)bound);
+
+	/* The two it holds still work. */
+	send_and_wait(d, fd[0], "set a 2\n", 3);
+	send_and_wait(d, fd[1], "set b 2\n", 4);
+	for (int i = 0; i < 2 + EXCESS; i++)
+		close(fd[i]);
+}
+
+static void
+test_sluiced_security_line_bound(void **state)
+{
+	struct itest_daemon *d = *state;
+	char addr[64], big[4096];
+	int fd;
+
+	if (itest_daemon_start(d, "limits: {line_max: 256}\n"
+				  "inputs:\n  - {name: tcp, addr: "
+				  "\"127.0.0.1:0\"}\n" ITEST_ADMIN_YAML))
+		fail_msg("sluiced did not start");
+	assert_int_equal(itest_daemon_addr(d, "tcp", addr, sizeof(addr)), 0);
+	fd = itest_connect(addr);
+	assert_true(fd >= 0);
+
+	/* A line sixteen times the bound: skipped, counted, logged. */
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "set big ", 8);
+	big[sizeof(big) - 1] = '\n';
+	assert_int_equal(itest_send_all(fd, big, sizeof(big)), 0);
+	send_and_wait(d, fd, "set after 1\n", 1);
+	assert_true(itest_metric_wait(
+		d, "sluice_input_oversized_total{input=\"tcp\"}", 1,
+		ITEST_WAIT_MS));
+	assert_true(itest_log_wait(d, "line longer than line_max", 1,
+				   ITEST_WAIT_MS));
+	close(fd);
+}
+
+static int
+setup(void **state)
+{
+	struct itest_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -1;
+	d->err_fd = -1;
+	*state = d;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	itest_daemon_finish(*state);
+	free(*state);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sluiced_security_root),
+		cmocka_unit_test(test_sluiced_security_loopback_defaults),
+		cmocka_unit_test(
+			test_sluiced_security_admin_needs_token_off_loopback),
+		cmocka_unit_test_setup_teardown(test_sluiced_security_token,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sluiced_security_max_conns,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sluiced_security_line_bound,
+						setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
