@@ -135,6 +135,19 @@ copy_elem(const struct sl_chan *ch, void *dst, const void *src)
 		sl__ring_copy(dst, src, ch->elem_size);
 }
 
+/*
+ * Waiter counts change only under the channel lock, so a load and a store
+ * update them; a locked read-modify-write would cost an atomic instruction
+ * for nothing.  Readers outside the lock only test them against zero (I2).
+ */
+static inline void
+count_sub(_Atomic uint32_t *count, unsigned n)
+{
+	uint32_t v = atomic_load_explicit(count, memory_order_relaxed);
+
+	atomic_store_explicit(count, v - n, memory_order_relaxed);
+}
+
 /* Claim and wake one waiter of @q (I2, I5). */
 static void
 wake_one(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
@@ -146,7 +159,7 @@ wake_one(struct sl_chan *ch, struct sl__waitq *q, _Atomic uint32_t *count)
 	sl__spin_lock(&ch->lock);
 	w = sl__waitq_claim_one(q, &dropped);
 	if (dropped)
-		atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+		count_sub(count, dropped);
 	if (w) {
 		w->done = false;
 		t = w->task;
@@ -187,7 +200,7 @@ rendezvous(struct sl_chan *ch, void *elem, bool send)
 	}
 	w = sl__waitq_claim_one(q, &dropped);
 	if (dropped)
-		atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+		count_sub(count, dropped);
 	if (!w) {
 		sl__spin_unlock(&ch->lock);
 		return -EAGAIN;
@@ -314,8 +327,7 @@ unregister_all(struct sl_select_case *cases, struct sl__waiter *ws,
 						 ? &ch->recvq
 						 : &ch->sendq,
 					 &ws[i]);
-			atomic_fetch_sub_explicit(count, 1,
-						  memory_order_relaxed);
+			count_sub(count, 1);
 		}
 		sl__spin_unlock(&ch->lock);
 	}
@@ -346,10 +358,7 @@ waiter_publish(struct sl_chan *ch, enum sl_select_dir dir,
 	ready = ready_locked(ch, dir, w->task);
 	if (ready && withdraw) {
 		sl__waitq_remove(recv ? &ch->recvq : &ch->sendq, w);
-		atomic_store_explicit(count,
-				      atomic_load_explicit(
-					      count, memory_order_relaxed) - 1,
-				      memory_order_relaxed);
+		count_sub(count, 1);
 	}
 	sl__spin_unlock(&ch->lock);
 	return ready;
@@ -685,7 +694,7 @@ take_all(struct sl__waitq *q, _Atomic uint32_t *count)
 		w->next = list;
 		list = w;
 	}
-	atomic_fetch_sub_explicit(count, dropped, memory_order_relaxed);
+	count_sub(count, dropped);
 	return list;
 }
 
@@ -732,7 +741,11 @@ sl__chan_add_closed_waiter(struct sl_chan *ch, struct sl__waiter *w)
 		return false;
 	}
 	sl__waitq_push(&ch->recvq, w);
-	atomic_fetch_add_explicit(&ch->nrecvw, 1, memory_order_relaxed);
+	/* Under the lock, as every count change: no read-modify-write. */
+	atomic_store_explicit(&ch->nrecvw,
+			      atomic_load_explicit(&ch->nrecvw,
+						   memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	sl__spin_unlock(&ch->lock);
 	return true;
 }
@@ -743,8 +756,7 @@ sl__chan_remove_closed_waiter(struct sl_chan *ch, struct sl__waiter *w)
 	sl__spin_lock(&ch->lock);
 	if (w->queued) {
 		sl__waitq_remove(&ch->recvq, w);
-		atomic_fetch_sub_explicit(&ch->nrecvw, 1,
-					  memory_order_relaxed);
+		count_sub(&ch->nrecvw, 1);
 	}
 	sl__spin_unlock(&ch->lock);
 }

@@ -90,28 +90,34 @@ sl_ring_seal(struct sl_ring *r)
 static unsigned
 ring_scan(const struct sl_ring *r, uint64_t pos, unsigned n, uint64_t lag)
 {
-	uint64_t first = pos & r->mask;
-	unsigned char *slot = r->slots + first * r->stride;
-	unsigned run = n;
+	uint64_t mask = r->mask;
+	uint32_t stride = r->stride;
+	uint64_t first = pos & mask;
+	unsigned char *slot = r->slots + first * stride;
+	unsigned run;
 	unsigned i;
 
+	/* No claim can hold more than every slot.  Bounding the scan also
+	 * keeps it to one wrap: a slot seen at its start may have moved on a
+	 * lap by the time the scan comes round to it again, and match. */
+	if (n > mask + 1)
+		n = (unsigned)(mask + 1);
+	run = n;
+
 	/* Walk slot pointers instead of re-deriving each from the position,
-	 * up to the end of the array; the rest (after a wrap) the slow way. */
-	if (first + n > r->mask + 1)
-		run = (unsigned)(r->mask + 1 - first);
-	for (i = 0; i < run; i++, slot += r->stride) {
+	 * up to the end of the array; then wrap to its start.  The ring's
+	 * fields are read once: the acquire loads would otherwise make the
+	 * compiler reload them for every slot. */
+	if (first + n > mask + 1)
+		run = (unsigned)(mask + 1 - first);
+	for (i = 0; i < n; i++, slot += stride) {
+		uint64_t seq;
+
+		if (i == run)
+			slot = r->slots;
 		/* A1/A2 as in the single-element paths. */
-		uint64_t seq = atomic_load_explicit(sl__ring_seq(slot),
-						    memory_order_acquire);
-
-		if (seq != pos + i + lag)
-			return i;
-	}
-	for (; i < n; i++) {
-		uint64_t seq = atomic_load_explicit(
-			sl__ring_seq(sl__ring_slot(r, pos + i)),
-			memory_order_acquire);
-
+		seq = atomic_load_explicit(sl__ring_seq(slot),
+					   memory_order_acquire);
 		if (seq != pos + i + lag)
 			break;
 	}
@@ -154,36 +160,70 @@ ring_claim(struct sl_ring *r, _Atomic uint64_t *end, unsigned n, bool all,
 }
 
 /*
+ * Move one contiguous run of @n claimed slots (no wrap) starting at @slot,
+ * position @pos, and hand each on by storing pos + @next in its sequence:
+ * R1 publishes it to consumers (@in), R2 frees it for the next lap.
+ *
+ * 8-byte elements (pointers, counters: what rings mostly carry) get a loop
+ * of their own, one load and two stores per slot; the general loop calls
+ * memcpy for each element.  Everything the loop needs is read into locals
+ * first: the release stores would otherwise make the compiler reload the
+ * ring's fields on every slot.
+ */
+static void
+ring_move_run(unsigned char *slot, uint32_t stride, uint32_t size,
+	      uint64_t pos, uint64_t next, unsigned n, unsigned char *buf,
+	      bool in)
+{
+	if (size == 8 && buf) {
+		for (unsigned i = 0; i < n; i++, slot += stride) {
+			/* The caller's buffer need not be 8-byte aligned:
+			 * memcpy of a constant 8 bytes is one move anyway. */
+			if (in)
+				memcpy(slot + 8, buf + (size_t)i * 8, 8);
+			else
+				memcpy(buf + (size_t)i * 8, slot + 8, 8);
+			/* R1 (in) or R2 (out), per slot. */
+			atomic_store_explicit(sl__ring_seq(slot),
+					      pos + i + next,
+					      memory_order_release);
+		}
+		return;
+	}
+	for (unsigned i = 0; i < n; i++, slot += stride) {
+		/* No buffer: a dequeue that discards, or 0-byte elements. */
+		if (buf && in)
+			sl__ring_copy(slot + 8, buf + (size_t)i * size, size);
+		else if (buf)
+			sl__ring_copy(buf + (size_t)i * size, slot + 8, size);
+		/* R1 (in) or R2 (out), per slot. */
+		atomic_store_explicit(sl__ring_seq(slot), pos + i + next,
+				      memory_order_release);
+	}
+}
+
+/*
  * Copy @got elements between @buf and the claimed slots from @pos, into
  * the ring (@in) or out of it (@buf may then be NULL), and hand each slot
- * on: R1 publishes it to consumers, R2 frees it for the next lap.
+ * on.  The claimed range wraps at most once: two runs.
  */
 static void
 ring_move(struct sl_ring *r, uint64_t pos, unsigned got, unsigned char *buf,
 	  bool in)
 {
 	uint64_t next = in ? 1 : r->mask + 1;
+	uint64_t at = pos & r->mask;
+	unsigned run = got;
 
-	for (unsigned i = 0; i < got;) {
-		/* Walk slot pointers up to the end of the array, then wrap. */
-		uint64_t at = (pos + i) & r->mask;
-		unsigned char *slot = r->slots + at * r->stride;
-		unsigned run = got - i;
-
-		if (at + run > r->mask + 1)
-			run = (unsigned)(r->mask + 1 - at);
-		for (unsigned k = 0; k < run; k++, i++, slot += r->stride) {
-			unsigned char *elem = buf + (size_t)i * r->elem_size;
-
-			if (in)
-				sl__ring_copy(slot + 8, elem, r->elem_size);
-			else if (buf)
-				sl__ring_copy(elem, slot + 8, r->elem_size);
-			/* R1 (in) or R2 (out), per slot. */
-			atomic_store_explicit(sl__ring_seq(slot), pos + i + next,
-					      memory_order_release);
-		}
-	}
+	if (at + run > r->mask + 1)
+		run = (unsigned)(r->mask + 1 - at);
+	ring_move_run(r->slots + at * r->stride, r->stride, r->elem_size, pos,
+		      next, run, buf, in);
+	if (run < got)
+		ring_move_run(r->slots, r->stride, r->elem_size, pos + run,
+			      next, got - run,
+			      buf ? buf + (size_t)run * r->elem_size : NULL,
+			      in);
 }
 
 static unsigned

@@ -882,6 +882,100 @@ test_chan_ping_pong_never_loses_wakeup(void **state)
 	}
 }
 
+/*
+ * The same guarantee for plain sends and receives, which wait on their own
+ * path (one waiter, no context): a producer pushes numbered items through
+ * a channel of capacity 1, so it waits for room about as often as the
+ * consumer waits for an item.  A plain wait cannot time out, so a watchdog
+ * task closes the channel if the run stalls; the waits then end with
+ * -EPIPE and the count falls short.
+ */
+#define RELAY_ITEMS HARNESS_SCALE(1000000, 100000)
+
+struct relay {
+	struct sl_chan *ch;
+	struct sl_chan *finished;
+	uint64_t received;
+	uint64_t out_of_order;
+	int stalled_rc;
+};
+
+static void
+relay_producer(void *arg)
+{
+	struct relay *r = arg;
+
+	for (uint64_t i = 0; i < RELAY_ITEMS; i++)
+		if (sl_chan_send(r->ch, &i) != 0)
+			return;
+}
+
+static void
+relay_watchdog(void *arg)
+{
+	struct relay *r = arg;
+	struct sl_context *stall = NULL;
+	int rc;
+
+	CHECK_ERR_EQ(sl_context_with_timeout(sl_context_background(),
+					     STALL_NS, &stall),
+		     0);
+	if (stall == NULL)
+		return;
+	rc = sl_chan_recv_ctx(stall, r->finished, NULL);
+	if (rc != -EPIPE) {
+		r->stalled_rc = rc;
+		sl_chan_close(r->ch);
+	}
+	sl_context_release(stall);
+}
+
+static void
+relay_main(void *arg)
+{
+	struct relay *r = arg;
+	unsigned nprocs = sl_runtime_nprocs();
+	struct sl_task *prod, *dog;
+	uint64_t v;
+
+	r->ch = chan_new(sizeof(uint64_t), 1);
+	r->finished = chan_new(0, 0);
+	if (r->ch == NULL || r->finished == NULL)
+		return;
+	dog = harness_spawn(relay_watchdog, r, 0);
+	prod = harness_spawn(relay_producer, r, (int)(1 % nprocs));
+	while (r->received < RELAY_ITEMS && sl_chan_recv(r->ch, &v) == 0) {
+		r->out_of_order += v != r->received;
+		r->received++;
+	}
+	sl_chan_close(r->finished);
+	harness_join(dog);
+	sl_chan_close(r->ch);
+	harness_join(prod);
+	sl_chan_destroy(r->ch);
+	sl_chan_destroy(r->finished);
+}
+
+static void
+test_chan_plain_waits_never_lose_wakeup(void **state)
+{
+	(void)state;
+	for (unsigned nprocs = 1; nprocs <= 2; nprocs++) {
+		struct relay r;
+
+		memset(&r, 0, sizeof(r));
+		harness_run(nprocs, relay_main, &r);
+		if (r.stalled_rc != 0)
+			fail_msg("%u procs: item %llu waited %llu s: %s",
+				 nprocs, (unsigned long long)r.received,
+				 (unsigned long long)(STALL_NS /
+						      SL_NSEC_PER_SEC),
+				 sl_strerror(r.stalled_rc));
+		assert_int_equal(r.received, RELAY_ITEMS);
+		assert_int_equal(r.out_of_order, 0);
+	}
+}
+
 /* ---- stress ---- */
 
 #define NO_ITEM UINT64_MAX
@@ -1202,6 +1296,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_chan_elem_size_zero_signals),
 		cmocka_unit_test(test_chan_large_elements_intact),
 		cmocka_unit_test(test_chan_ping_pong_never_loses_wakeup),
+		cmocka_unit_test(test_chan_plain_waits_never_lose_wakeup),
 		cmocka_unit_test(test_chan_stress_buffered_1024),
 		cmocka_unit_test(test_chan_stress_rendezvous),
 		cmocka_unit_test(test_chan_stress_many_tasks_small_buffer),
