@@ -110,6 +110,10 @@ struct sl__io_proc {
 	struct sl__completion kick;
 	_Atomic int64_t in_use;
 
+	/*
+	 * Statistics.  Only the owner bumps them (sl__io_stat_add_owner),
+	 * but @timeouts: the task that timed out bumps it wherever it woke.
+	 */
 	struct {
 		_Atomic uint64_t ops, cancels, timeouts, enobufs, grows;
 		_Atomic uint64_t stalls, rearms, bufs, bundles;
@@ -200,14 +204,25 @@ void sl__io_returns_drain(struct sl__io_proc *ip);
 void sl__io_inject_sync_failure(int err, unsigned count);
 int sl__io_injected_sync_failure(void);
 
-/* Shared bump of a relaxed statistics counter. */
+/*
+ * Statistics counters are read from any thread (sl_io_stats_get), so they
+ * are atomic; relaxed, since they order nothing.  One that several
+ * machines bump takes an atomic add; one that only its processor's own
+ * machine bumps takes a plain load and store, as cheap as a plain field.
+ */
 static inline void
 sl__io_stat_add(_Atomic uint64_t *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+static inline void
+sl__io_stat_add_owner(_Atomic uint64_t *c, uint64_t n)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
 
+	atomic_store_explicit(c, v + n, memory_order_relaxed);
+}
 
 /* ---- multishot receive queues (rx.c) ---- */
 

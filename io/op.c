@@ -130,7 +130,7 @@ sl__io_cancel_on(struct sl__proc *p, void *user_data)
 	io_uring_sqe_set_data64(sqe, SL__CQE_IGNORE);
 	sl__io_queue(p);
 	if (ip)
-		sl__io_stat_add(&ip->st.cancels, 1);
+		sl__io_stat_add_owner(&ip->st.cancels, 1);
 }
 
 /* Runs on the request's processor: cancel it there. */
@@ -236,7 +236,7 @@ sl__io_run(struct sl__io_op *op, struct io_uring_sqe *sqe)
 	}
 	p->sq_unsubmitted++;
 	if (ip)
-		sl__io_stat_add(&ip->st.ops, 1);
+		sl__io_stat_add_owner(&ip->st.ops, 1);
 
 	token = sl__wait_park(&op->w);
 	if (token != IO_TOKEN_DONE) {

@@ -109,7 +109,7 @@ io_bufs_add(struct sl__io_proc *ip, unsigned n)
 	}
 	io_uring_buf_ring_advance(ip->br, (int)n);
 	ip->nbufs += n;
-	sl__io_stat_add(&ip->st.bufs, n);
+	sl__io_stat_add_owner(&ip->st.bufs, n);
 	return 0;
 }
 
@@ -194,7 +194,7 @@ sl__io_buf_refill(struct sl__io_proc *ip)
 	uint16_t bid;
 	bool got = false;
 
-	sl__io_stat_add(&ip->st.enobufs, 1);
+	sl__io_stat_add_owner(&ip->st.enobufs, 1);
 	while (sl_ring_try_dequeue(ip->returns, &bid)) {
 		io_buf_ring_put(ip, bid);
 		got = true;
@@ -222,7 +222,7 @@ sl__io_buf_refill(struct sl__io_proc *ip)
 		if (n > ip->entries - ip->nbufs)
 			n = ip->entries - ip->nbufs;
 		if (io_bufs_add(ip, n) == 0) {
-			sl__io_stat_add(&ip->st.grows, 1);
+			sl__io_stat_add_owner(&ip->st.grows, 1);
 			return ip->nbufs > before;
 		}
 	}
@@ -237,7 +237,7 @@ sl__io_bufs_grow(struct sl__io_proc *ip)
 	if (n > ip->entries - ip->nbufs)
 		n = ip->entries - ip->nbufs;
 	if (n && io_bufs_add(ip, n) == 0)
-		sl__io_stat_add(&ip->st.grows, 1);
+		sl__io_stat_add_owner(&ip->st.grows, 1);
 }
 
 void
@@ -250,7 +250,7 @@ sl__io_stall_add(struct sl__io_proc *ip, struct sl__io_stall *s)
 	ip->stalled = s;
 	s->on_list = true;
 	atomic_fetch_add_explicit(&ip->nstalled, 1, memory_order_relaxed);
-	sl__io_stat_add(&ip->st.stalls, 1);
+	sl__io_stat_add_owner(&ip->st.stalls, 1);
 	SL_FENCE_SEQ_CST(); /* our stall count, then their returned ids */
 	if (sl_ring_maybe_nonempty(ip->returns))
 		sl__io_returns_drain(ip);

@@ -117,7 +117,7 @@ rx_arm(struct sl__rx *rx, struct sl__io_proc *ip)
 	sqe->buf_group = SL__IO_BGID;
 	io_uring_sqe_set_data(sqe, &rx->cqe);
 	sl__io_queue(ip->p);
-	sl__io_stat_add(&ip->st.rearms, 1);
+	sl__io_stat_add_owner(&ip->st.rearms, 1);
 	rx->ip = ip;
 	rx->state = SL__RX_ARMED;
 }
@@ -308,7 +308,7 @@ rx_queue_bufs(struct sl__rx *rx, struct sl__io_proc *ip, uint16_t first,
 		sl__io_stat_add(&rx->st.bytes, it.len);
 	}
 	if (nbufs > 1)
-		sl__io_stat_add(&ip->st.bundles, 1);
+		sl__io_stat_add_owner(&ip->st.bundles, 1);
 	return k;
 }
 
@@ -521,15 +521,27 @@ sl__rx_release(struct sl__rx *rx)
 }
 
 static int
-rx_get_inside(struct sl__rx *rx, struct sl__io_proc *ip,
-	      struct sl_context *ctx, uint64_t deadline,
+rx_get_inside(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 	      struct sl__rx_item *out)
 {
 	for (;;) {
+		struct sl__io_proc *ip;
 		struct sl__waiter waiter;
 		struct sl__wait w;
 		uint32_t token;
-		int r;
+		int err = 0, r;
+
+		/*
+		 * The processor to arm on, looked up again on every pass: the
+		 * wake that ends a park may resume this task on another one.
+		 * An SQE put on the ring of the one it left races that
+		 * machine's own use of the ring, and is never submitted if
+		 * that machine sleeps: the receive would count as armed with
+		 * nothing in the kernel.
+		 */
+		ip = sl__io_proc_get(&err);
+		if (!ip)
+			return err;
 
 		rx_lock(rx);
 		if (rx->closing) {
@@ -586,14 +598,10 @@ int
 sl__rx_get(struct sl__rx *rx, struct sl_context *ctx, uint64_t deadline,
 	   struct sl__rx_item *out)
 {
-	struct sl__io_proc *ip;
-	int err = 0, r;
+	int r;
 
-	ip = sl__io_proc_get(&err);
-	if (!ip)
-		return err;
 	atomic_fetch_add_explicit(&rx->users, 1, memory_order_relaxed);
-	r = rx_get_inside(rx, ip, ctx, deadline, out);
+	r = rx_get_inside(rx, ctx, deadline, out);
 	rx_leave(rx);
 	return r;
 }

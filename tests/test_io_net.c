@@ -2438,6 +2438,11 @@ backpressure_pieces_main(void *arg)
 		goto out;
 	b->stopped = SL__RX_ARMED;
 	t = harness_spawn(backpressure_reader, b, 1);
+	/* The reader's peek arms the receive.  A first piece sent before
+	 * that would find it idle, taken for stopped, and the pieces after
+	 * it would go unpaced, several to a buffer. */
+	while (rx_state(b->p.srv) != SL__RX_ARMED)
+		sl_task_sleep(MSEC / 10);
 	/* The first piece is the reader's, out of the queue. */
 	backpressure_piece(b, buf);
 	CHECK_ERR_EQ(sl_chan_recv(b->holding, NULL), 0);

@@ -358,6 +358,145 @@ test_io_smoke_notify_after_backpressure_cancel(void **state)
 	assert_int_equal(t.total, (uint64_t)REARM_ROUNDS * 200);
 }
 
+/*
+ * Regression: a reader parked on one processor and woken on another armed
+ * the receive on the ring of the first.  A wake queues the task on the
+ * waker's processor, and a socket's reader is woken by the completion,
+ * on the processor that holds the receive.  With a limit of one buffer,
+ * a piece of one buffer ends the receive (it has taken the byte limit it
+ * was armed with, Linux 6.17) with the queue full, so the woken reader
+ * arms it again once it has taken the piece, and it did so with the
+ * processor it had looked up before parking.  A request put on another
+ * machine's ring is not submitted while that machine sleeps: the receive
+ * counted as armed with nothing in the kernel, and the next piece was
+ * never read.  Each round, a fresh connection's receive is armed on
+ * processor 1 and its reader starts on processor 0, which has nothing
+ * else to run; a read deadline turns a lost receive into -ETIMEDOUT.
+ */
+#define MOVE_ROUNDS 50
+#define MOVE_PIECE 4096		/* the default buffer size */
+
+struct move_test {
+	struct sl_conn *srv;
+	struct sl_chan *ready;	/* the reader is about to read a piece */
+	ssize_t err;		/* the first failed read */
+	unsigned reads;
+	unsigned moved;		/* reads that ended on another processor */
+};
+
+static void
+move_reader(void *arg)
+{
+	struct move_test *t = arg;
+	char buf[MOVE_PIECE];
+
+	/* Both pieces are announced even after a failed read, so that the
+	 * driver does not wait for ever. */
+	for (int piece = 0; piece < 2; piece++) {
+		int proc = sl_runtime_proc_id();
+		size_t got = 0;
+
+		CHECK_ERR_EQ(sl_chan_send(t->ready, &piece), 0);
+		while (!t->err && got < MOVE_PIECE) {
+			ssize_t n = sl_conn_recv(NULL, t->srv, buf,
+						 MOVE_PIECE - got);
+
+			if (n <= 0) {
+				t->err = n ? n : -EPIPE;
+				break;
+			}
+			got += (size_t)n;
+		}
+		t->reads++;
+		t->moved += sl_runtime_proc_id() != proc;
+	}
+}
+
+static void
+move_round(struct move_test *t, struct sl_listener *l, const char *addr)
+{
+	struct sl_conn *cli = NULL;
+	struct sl_iobuf b;
+	struct sl_task *reader;
+	char data[MOVE_PIECE];
+	int piece;
+
+	memset(data, 'm', sizeof(data));
+	CHECK_ERR_EQ(sl_connect(NULL, addr, NULL, &cli), 0);
+	CHECK_ERR_EQ(sl_listener_accept(NULL, l, &t->srv), 0);
+	if (!cli || !t->srv)
+		return;
+	sl_conn_set_deadline(t->srv, sl_now_ns() + 5 * SL_NSEC_PER_SEC,
+			     SL_NO_DEADLINE);
+
+	/* Nothing to read yet: this arms the receive here, on processor 1. */
+	CHECK_ERR_EQ(sl_conn_try_peek(t->srv, &b), -EAGAIN);
+	reader = harness_spawn(move_reader, t, 0);
+	for (int i = 0; i < 2 && reader; i++) {
+		CHECK_ERR_EQ(sl_chan_recv(t->ready, &piece), 0);
+		CHECK_INT_EQ(sl_conn_send(NULL, cli, data, sizeof(data)),
+			     sizeof(data));
+	}
+	harness_join(reader);
+
+	sl_conn_close(t->srv);
+	sl_conn_close(cli);
+	t->srv = NULL;
+}
+
+static void
+move_driver(void *arg)
+{
+	struct move_test *t = arg;
+	struct sl_listen_opts lo;
+	struct sl_listener *l = NULL;
+	struct sl_addr a;
+	char addr[64];
+
+	sl_listen_opts_default(&lo);
+	lo.per_proc = false;
+	lo.conn.max_buffered = 1;	/* one buffer fills the queue */
+	t->ready = sl_chan_create(sizeof(int), 2);
+	CHECK_ERR_EQ(sl_listen("127.0.0.1:0", &lo, &l), 0);
+	if (!l || !t->ready)
+		return;
+	sl_listener_addr(l, &a);
+	sl_addr_format(&a, addr, sizeof(addr));
+	for (int round = 0; round < MOVE_ROUNDS && !t->err; round++)
+		move_round(t, l, addr);
+	sl_listener_close(l);
+	sl_chan_destroy(t->ready);
+}
+
+static void
+move_main(void *arg)
+{
+	struct sl_task_opts opts = {.proc = 1, .pinned = true};
+	struct sl_task *driver = NULL;
+
+	CHECK_ERR_EQ(sl_task_spawn(move_driver, arg, &opts, &driver), 0);
+	harness_join(driver);
+}
+
+static void
+test_io_smoke_rearm_on_woken_proc(void **state)
+{
+	struct move_test t = {0};
+	struct sl_runtime_opts opts;
+
+	(void)state;
+	sl_runtime_opts_init(&opts);
+	opts.nprocs = 2;
+	/* Processor 0 sleeps in its ring as soon as its reader parks, as a
+	 * processor with nothing to do does after a moment anyway. */
+	opts.idle_spin_ns = 0;
+	harness_run_opts(&opts, move_main, &t);
+	print_message("%u reads, %u ended on another processor than they "
+		      "began on\n",
+		      t.reads, t.moved);
+	assert_int_equal(t.err, 0);
+}
+
 static void
 test_io_smoke_echo(void **state)
 {
@@ -378,6 +517,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_io_smoke_echo),
 		cmocka_unit_test(test_io_smoke_notify),
 		cmocka_unit_test(test_io_smoke_notify_after_backpressure_cancel),
+		cmocka_unit_test(test_io_smoke_rearm_on_woken_proc),
 	};
 
 	harness_init();
