@@ -214,6 +214,94 @@ itest_sluiced_path(void)
 	return SLUICED_PATH;
 }
 
+/* Read what the child writes until EOF or @until; true at EOF. */
+static bool
+itest_run_read(struct itest_run *r, int fd, uint64_t until,
+	       const char *stop_at, bool *seen)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = itest_now_ms();
+		ssize_t n;
+
+		if (stop_at && !*seen && strstr(r->out, stop_at)) {
+			*seen = true;
+			return false;
+		}
+		if (now >= until)
+			return false;
+		if (poll(&p, 1, (int)(until - now)) <= 0)
+			continue;
+		if (r->len == sizeof(r->out) - 1) {
+			/* Full: what comes later is read and dropped. */
+			char junk[4096];
+
+			n = read(fd, junk, sizeof(junk));
+		} else {
+			n = read(fd, r->out + r->len,
+				 sizeof(r->out) - 1 - r->len);
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return true;
+		if (r->len < sizeof(r->out) - 1)
+			r->len += (size_t)n;
+		r->out[r->len] = '\0';
+	}
+}
+
+/* See itest.h. */
+int
+itest_run_sluiced(const char *const *args, const char *ready,
+		  struct itest_run *r)
+{
+	char *argv[32];
+	const char *path;
+	posix_spawn_file_actions_t fa;
+	uint64_t until = itest_now_ms() + ITEST_WAIT_MS;
+	bool seen = false, eof;
+	size_t n = 0;
+	int pipefd[2];
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	/* posix_spawn() takes char *const[] but writes nothing: copy the
+	 * pointers as they are. */
+	path = itest_sluiced_path();
+	memcpy(&argv[n++], &path, sizeof(path));
+	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
+		memcpy(&argv[n], &args[n - 1], sizeof(argv[n]));
+	argv[n] = NULL;
+	if (pipe2(pipefd, O_CLOEXEC))
+		return -1;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
+	if (posix_spawn(&pid, path, &fa, NULL, argv, environ)) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+
+	eof = itest_run_read(r, pipefd[0], until, ready, &seen);
+	if (!eof && seen) {
+		kill(pid, SIGTERM);
+		eof = itest_run_read(r, pipefd[0], until, NULL, &seen);
+	}
+	if (!eof)
+		kill(pid, SIGKILL);
+	close(pipefd[0]);
+	waitpid(pid, &r->status, 0);
+	if (!eof)
+		fprintf(stderr, "sluiced did not finish; its output:\n%s\n",
+			r->out);
+	return eof ? 0 : -1;
+}
+
 int
 itest_daemon_start(struct itest_daemon *d, const char *yaml)
 {

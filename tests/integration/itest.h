@@ -54,6 +54,24 @@ uint64_t itest_now_ms(void);
  * their own rather than through itest_daemon_start(). */
 const char *itest_sluiced_path(void);
 
+/* What one run of sluiced said (stdout and stderr together) and how it
+ * ended. */
+struct itest_run {
+	char out[16384];
+	size_t len;
+	int status;
+};
+
+/*
+ * itest_run_sluiced() - run sluiced with @args (NULL-terminated, without
+ * the program name) to its end.  If @ready is given and appears in its
+ * output, the child is sent SIGTERM and drains.  Return: 0 with
+ * r->status, or -1 when the child neither exited nor got ready in time
+ * (it is killed).
+ */
+int itest_run_sluiced(const char *const *args, const char *ready,
+		      struct itest_run *r);
+
 /* ---- the daemon ---- */
 
 struct itest_daemon {

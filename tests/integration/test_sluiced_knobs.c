@@ -17,10 +17,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,116 +32,14 @@
 
 #include "itest.h"
 
-extern char **environ;
-
-/* What one run of sluiced said (stdout and stderr together) and how it
- * ended. */
-struct run {
-	char out[16384];
-	size_t len;
-	int status;
-};
-
-/* Read what the child writes until EOF or @until; true at EOF. */
-static bool
-run_read(struct run *r, int fd, uint64_t until, const char *stop_at,
-	 bool *seen)
-{
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = itest_now_ms();
-		ssize_t n;
-
-		if (stop_at && !*seen && strstr(r->out, stop_at)) {
-			*seen = true;
-			return false;
-		}
-		if (now >= until)
-			return false;
-		if (poll(&p, 1, (int)(until - now)) <= 0)
-			continue;
-		if (r->len == sizeof(r->out) - 1) {
-			/* Full: what comes later is read and dropped. */
-			char junk[4096];
-
-			n = read(fd, junk, sizeof(junk));
-		} else {
-			n = read(fd, r->out + r->len,
-				 sizeof(r->out) - 1 - r->len);
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return true;
-		if (r->len < sizeof(r->out) - 1)
-			r->len += (size_t)n;
-		r->out[r->len] = '\0';
-	}
-}
-
-/*
- * Run sluiced with @args (NULL-terminated, without the program name).
- * If @ready is given and appears in its output, the child is sent
- * SIGTERM and drains.  Return: 0 with r->status, or -1 when the child
- * neither exited nor got ready in time (it is killed).
- */
-static int
-run_sluiced(const char *const *args, const char *ready, struct run *r)
-{
-	char *argv[32];
-	const char *path;
-	posix_spawn_file_actions_t fa;
-	uint64_t until = itest_now_ms() + ITEST_WAIT_MS;
-	bool seen = false, eof;
-	size_t n = 0;
-	int pipefd[2];
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	/* posix_spawn() takes char *const[] but writes nothing: copy the
-	 * pointers as they are. */
-	path = itest_sluiced_path();
-	memcpy(&argv[n++], &path, sizeof(path));
-	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
-		memcpy(&argv[n], &args[n - 1], sizeof(argv[n]));
-	argv[n] = NULL;
-	if (pipe2(pipefd, O_CLOEXEC))
-		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
-	if (posix_spawn(&pid, path, &fa, NULL, argv, environ)) {
-		posix_spawn_file_actions_destroy(&fa);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return -1;
-	}
-	posix_spawn_file_actions_destroy(&fa);
-	close(pipefd[1]);
-
-	eof = run_read(r, pipefd[0], until, ready, &seen);
-	if (!eof && seen) {
-		kill(pid, SIGTERM);
-		eof = run_read(r, pipefd[0], until, NULL, &seen);
-	}
-	if (!eof)
-		kill(pid, SIGKILL);
-	close(pipefd[0]);
-	waitpid(pid, &r->status, 0);
-	if (!eof)
-		fprintf(stderr, "sluiced did not finish; its output:\n%s\n",
-			r->out);
-	return eof ? 0 : -1;
-}
-
 /* Expect sluiced with @args to exit with @code and print @want. */
 static void
 expect_refused_at(const char *const *args, int code, const char *want,
 		  int line)
 {
-	struct run r;
+	struct itest_run r;
 
-	if (run_sluiced(args, "msg=\"ready\"", &r))
+	if (itest_run_sluiced(args, "msg=\"ready\"", &r))
 		fail_msg("line %d: sluiced hung", line);
 	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != code)
 		fail_msg("line %d: status %#x, expected exit %d; output:\n%s",
@@ -213,9 +109,9 @@ test_sluiced_knobs_huge_pages(void **state)
 	(void)state;
 	if (!huge_pages_unavailable()) {
 		/* The other side of the same check: they are granted. */
-		struct run r;
+		struct itest_run r;
 
-		assert_int_equal(run_sluiced((const char *const[]){
+		assert_int_equal(itest_run_sluiced((const char *const[]){
 						     ARGS_BASE, "--set",
 						     "runtime.huge_pages=true",
 						     NULL},
@@ -286,10 +182,10 @@ test_sluiced_knobs_bad_values(void **state)
 static void
 test_sluiced_knobs_check_reports_them(void **state)
 {
-	struct run r;
+	struct itest_run r;
 
 	(void)state;
-	assert_int_equal(run_sluiced((const char *const[]){
+	assert_int_equal(itest_run_sluiced((const char *const[]){
 					     "--check", "--cpus", "0", "--numa",
 					     "0", "--sqpoll=0", "-p", "1",
 					     "--set", "runtime.idle_spin=50us",

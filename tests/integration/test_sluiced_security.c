@@ -21,10 +21,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,114 +37,13 @@
 
 #include "itest.h"
 
-extern char **environ;
-
-/* ---- sluiced run to its end ---- */
-
-/* What one run of sluiced said (stdout and stderr) and how it ended. */
-struct run {
-	char out[16384];
-	size_t len;
-	int status;
-};
-
-/* Read what the child writes until EOF (true), @stop_at or @until. */
-static bool
-run_read(struct run *r, int fd, uint64_t until, const char *stop_at,
-	 bool *seen)
-{
-	for (;;) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = itest_now_ms();
-		char junk[4096];
-		ssize_t n;
-
-		if (stop_at && !*seen && strstr(r->out, stop_at)) {
-			*seen = true;
-			return false;
-		}
-		if (now >= until)
-			return false;
-		if (poll(&p, 1, (int)(until - now)) <= 0)
-			continue;
-		/* Once the buffer is full, the rest is read and dropped. */
-		if (r->len == sizeof(r->out) - 1)
-			n = read(fd, junk, sizeof(junk));
-		else
-			n = read(fd, r->out + r->len,
-				 sizeof(r->out) - 1 - r->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return true;
-		if (r->len < sizeof(r->out) - 1)
-			r->len += (size_t)n;
-		r->out[r->len] = '\0';
-	}
-}
-
-/*
- * Run sluiced with @args (NULL-terminated, without the program name);
- * once @ready appears in its output it is sent SIGTERM and drains.
- * Return: 0 with r->status, or -1 when it neither exited nor got ready
- * in time (it is killed).
- */
-static int
-run_sluiced(const char *const *args, const char *ready, struct run *r)
-{
-	char *argv[32];
-	const char *path;
-	posix_spawn_file_actions_t fa;
-	uint64_t until = itest_now_ms() + ITEST_WAIT_MS;
-	bool seen = false, eof;
-	size_t n = 0;
-	int pipefd[2];
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	/* posix_spawn() takes char *const[] but writes nothing: copy the
-	 * pointers as they are. */
-	path = itest_sluiced_path();
-	memcpy(&argv[n++], &path, sizeof(path));
-	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
-		memcpy(&argv[n], &args[n - 1], sizeof(argv[n]));
-	argv[n] = NULL;
-	if (pipe2(pipefd, O_CLOEXEC))
-		return -1;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDERR_FILENO);
-	if (posix_spawn(&pid, path, &fa, NULL, argv, environ)) {
-		posix_spawn_file_actions_destroy(&fa);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return -1;
-	}
-	posix_spawn_file_actions_destroy(&fa);
-	close(pipefd[1]);
-
-	eof = run_read(r, pipefd[0], until, ready, &seen);
-	if (!eof && seen) {
-		kill(pid, SIGTERM);
-		eof = run_read(r, pipefd[0], until, NULL, &seen);
-	}
-	if (!eof)
-		kill(pid, SIGKILL);
-	close(pipefd[0]);
-	waitpid(pid, &r->status, 0);
-	if (!eof)
-		fprintf(stderr, "sluiced did not finish; its output:\n%s\n",
-			r->out);
-	return eof ? 0 : -1;
-}
-
 #define RUN(r, ...)                                                            \
-	assert_int_equal(run_sluiced((const char *const[]){__VA_ARGS__, NULL}, \
+	assert_int_equal(itest_run_sluiced((const char *const[]){__VA_ARGS__, NULL}, \
 				     "msg=\"ready\"", (r)),                    \
 			 0)
 
 static void
-assert_exit(const struct run *r, int code)
+assert_exit(const struct itest_run *r, int code)
 {
 	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != code)
 		fail_msg("status %#x, expected exit %d; output:\n%s",
@@ -154,7 +51,7 @@ assert_exit(const struct run *r, int code)
 }
 
 static void
-assert_said(const struct run *r, const char *want)
+assert_said(const struct itest_run *r, const char *want)
 {
 	if (!strstr(r->out, want))
 		fail_msg("the output lacks \"%s\":\n%s", want, r->out);
@@ -170,7 +67,7 @@ test_sluiced_security_root(void **state)
 		"security: {allow_root: true}\n"
 		"admin: {addr: \"127.0.0.1:0\"}\n"
 		"inputs: [{name: tcp, addr: \"127.0.0.1:0\"}]\n";
-	struct run r;
+	struct itest_run r;
 	int fd;
 
 	(void)state;
@@ -220,7 +117,7 @@ test_sluiced_security_root(void **state)
 static void
 test_sluiced_security_loopback_defaults(void **state)
 {
-	struct run r;
+	struct itest_run r;
 
 	(void)state;
 	RUN(&r, "--check");
@@ -239,7 +136,7 @@ test_sluiced_security_loopback_defaults(void **state)
 static void
 test_sluiced_security_admin_needs_token_off_loopback(void **state)
 {
-	struct run r;
+	struct itest_run r;
 
 	(void)state;
 	RUN(&r, "--allow-root", "-l", "127.0.0.1:0", "-a", "0.0.0.0:0");
