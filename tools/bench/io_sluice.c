@@ -33,9 +33,8 @@
  * processor's buffer ring ran dry, receives re-armed, receives that filled
  * several buffers at once, cancels sent, io_uring_enter calls) and the
  * processors' (tasks stolen, sleeps in the ring, idle processors woken).
- * The
- * server then stops its runtime and exits.  seconds runs from
- * the first byte received to the last record, and cpu is the process's
+ * The server then stops its runtime and exits.  seconds runs from the
+ * first byte received to the last record, and cpu is the process's
  * own user and system time (getrusage) over the same span.  Without
  * --records it serves until killed, which is how the idle workload runs.
  *
