@@ -277,6 +277,33 @@ print_latency(void)
 	free(sum);
 }
 
+/* The runtime's per-processor counters, summed: how often processors
+ * slept and were woken, and how many task switches the run cost. */
+static void
+print_sched(void)
+{
+	struct sl_proc_stats sum = {0}, ps;
+
+	for (unsigned p = 0; p < sl_runtime_nprocs(); p++) {
+		if (sl_runtime_proc_stats(p, &ps))
+			continue;
+		sum.tasks_run += ps.tasks_run;
+		sum.parks += ps.parks;
+		sum.wakeups += ps.wakeups;
+		sum.idle_waits += ps.idle_waits;
+		sum.submits += ps.submits;
+		sum.steals += ps.steals;
+	}
+	printf(" switches=%llu parks=%llu wakeups=%llu idle_waits=%llu "
+	       "submits=%llu steals=%llu",
+	       (unsigned long long)sum.tasks_run,
+	       (unsigned long long)sum.parks,
+	       (unsigned long long)sum.wakeups,
+	       (unsigned long long)sum.idle_waits,
+	       (unsigned long long)sum.submits,
+	       (unsigned long long)sum.steals);
+}
+
 static void
 report(struct sluice *r, int wait_err)
 {
@@ -310,6 +337,7 @@ report(struct sluice *r, int wait_err)
 		sl_io_stats_get(&io);
 		printf(" io_bufs=%llu", (unsigned long long)io.bufs_total);
 	}
+	print_sched();
 	if (bench.o.latency)
 		print_latency();
 	if (!ok)
