@@ -127,6 +127,31 @@ sl_reader_line(struct sl_context *ctx, struct sl_reader *r, char delim,
 	return reader_read(ctx, r, want_delim, &delim, out);
 }
 
+ssize_t
+sl_reader_try_line(struct sl_reader *r, char delim, const char **out)
+{
+	struct sl_iobuf b;
+	const char *end;
+	size_t n;
+
+	/* The view starts at the line handed out last, not yet consumed. */
+	if (sl_conn_try_peek(r->conn, &b) <= 0 || b.len <= r->handed)
+		return 0;
+	end = memchr(b.data + r->handed, delim, b.len - r->handed);
+	if (!end)
+		return 0;
+	n = (size_t)(end - b.data) + 1 - r->handed;
+	if (n > r->max)
+		return 0;
+
+	/* Bytes remain past the handed line, so consuming it keeps the
+	 * buffer, and the view, where they are. */
+	reader_settle(r);
+	*out = end + 1 - n;
+	r->handed = n;
+	return (ssize_t)n;
+}
+
 static size_t
 want_exact(const char *p, size_t n, size_t have, void *arg)
 {

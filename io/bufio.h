@@ -46,6 +46,16 @@ void sl_reader_fini(struct sl_reader *r);
 ssize_t sl_reader_line(struct sl_context *ctx, struct sl_reader *r, char delim,
 		       const char **out);
 
+/**
+ * sl_reader_try_line() - sl_reader_line() for a line already received: the
+ * next line if it lies whole in the buffer at hand, else 0 with nothing
+ * consumed, so a later sl_reader_line() starts at the same place.  It
+ * never parks, so a caller can gather lines into a batch and act on the
+ * batch as soon as the next line would mean waiting.  A line longer than
+ * @max also gives 0; sl_reader_line() then reports it.
+ */
+ssize_t sl_reader_try_line(struct sl_reader *r, char delim, const char **out);
+
 /** sl_reader_exact() - exactly @n bytes (@n <= max), as for sl_reader_line(). */
 ssize_t sl_reader_exact(struct sl_context *ctx, struct sl_reader *r, size_t n,
 			const char **out);

@@ -187,22 +187,6 @@ input_flush(struct conn_task *ct)
 	return r;
 }
 
-/*
- * Whether the next line is already received, whole, in the reader's
- * current buffer, so that reading it cannot park.  Lines are held back
- * for a batch only while this holds: a batch never waits on the network.
- */
-static bool
-line_ready(struct sl_conn *c, const struct sl_reader *rd)
-{
-	struct sl_iobuf b;
-
-	/* The view starts at the line last handed out (not consumed yet). */
-	if (sl_conn_try_peek(c, &b) <= 0 || b.len <= rd->handed)
-		return false;
-	return memchr(b.data + rd->handed, '\n', b.len - rd->handed) != NULL;
-}
-
 static int
 serve_lines(struct conn_task *ct, struct sl_reader *rd)
 {
@@ -215,13 +199,20 @@ serve_lines(struct conn_task *ct, struct sl_reader *rd)
 		ssize_t n;
 		int r;
 
-		if (ct->nbatch && (ct->nbatch == SL__ROUTE_BATCH ||
-				   !line_ready(ct->c, rd))) {
+		if (ct->nbatch == SL__ROUTE_BATCH) {
 			r = input_flush(ct);
 			if (r < 0)
 				return r;
 		}
-		n = sl_reader_line(in->ctx, rd, '\n', &line);
+		/* Lines are held back for a batch only while the next one is
+		 * already here: a batch never waits on the network. */
+		n = sl_reader_try_line(rd, '\n', &line);
+		if (n == 0) {
+			r = input_flush(ct);
+			if (r < 0)
+				return r;
+			n = sl_reader_line(in->ctx, rd, '\n', &line);
+		}
 		if (n == -EMSGSIZE) {
 			if (input_bad(ct, -EMSGSIZE,
 				      "line longer than line_max"))

@@ -229,6 +229,73 @@ test_bufio_line_within_buffer_is_a_view(void **state)
 	assert_err(t.n[3], 0);
 }
 
+/* ---- lines taken without waiting ---- */
+
+struct try_test {
+	ssize_t first, second, partial, rest, end_try, end;
+	bool second_follows, rest_ok;
+	ssize_t long_try, long_line;
+};
+
+static void
+try_main(void *arg)
+{
+	struct try_test *t = arg;
+	const char *p0 = NULL, *p1 = NULL, *p = NULL;
+	struct sl_reader r;
+	struct pair pr;
+
+	if (!pair_open(&pr))
+		return;
+	send_all(pr.a, "alpha\nbeta\ngam", 14);
+
+	sl_reader_init(&r, pr.b, 1024);
+	t->first = sl_reader_line(NULL, &r, '\n', &p0);
+	t->second = sl_reader_try_line(&r, '\n', &p1);
+	t->second_follows = t->first == 6 && t->second == 5 &&
+			    p1 == p0 + 6 && memcmp(p1, "beta\n", 5) == 0;
+	/* "gam" has no delimiter yet: nothing is taken. */
+	t->partial = sl_reader_try_line(&r, '\n', &p);
+
+	send_all(pr.a, "ma\n", 3);
+	CHECK_ERR_EQ(sl_conn_shutdown(NULL, pr.a, SHUT_WR), 0);
+	t->rest = sl_reader_line(NULL, &r, '\n', &p);
+	t->rest_ok = t->rest == 6 && memcmp(p, "gamma\n", 6) == 0;
+	t->end_try = sl_reader_try_line(&r, '\n', &p);
+	t->end = sl_reader_line(NULL, &r, '\n', &p);
+	sl_reader_fini(&r);
+	pair_close(&pr);
+
+	/* A line over the limit is left for sl_reader_line() to report. */
+	if (!pair_open(&pr))
+		return;
+	send_all(pr.a, "ok\ntoo long\n", 12);
+	sl_reader_init(&r, pr.b, 4);
+	if (sl_reader_line(NULL, &r, '\n', &p) == 3) {
+		t->long_try = sl_reader_try_line(&r, '\n', &p);
+		t->long_line = sl_reader_line(NULL, &r, '\n', &p);
+	}
+	sl_reader_fini(&r);
+	pair_close(&pr);
+}
+
+static void
+test_bufio_try_line_never_waits(void **state)
+{
+	struct try_test t;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	harness_run(2, try_main, &t);
+	assert_true(t.second_follows);
+	assert_err(t.partial, 0);
+	assert_true(t.rest_ok);
+	assert_err(t.end_try, 0);
+	assert_err(t.end, 0);
+	assert_err(t.long_try, 0);
+	assert_err(t.long_line, -EMSGSIZE);
+}
+
 /* ---- lines across buffers are gathered ---- */
 
 /*
@@ -1019,6 +1086,7 @@ main(int argc, char **argv)
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bufio_line_within_buffer_is_a_view),
+		cmocka_unit_test(test_bufio_try_line_never_waits),
 		cmocka_unit_test(test_bufio_line_in_pieces_is_gathered),
 		cmocka_unit_test(test_bufio_long_lines_span_buffers),
 		cmocka_unit_test(test_bufio_limit_is_exact),
