@@ -1117,6 +1117,34 @@ sluice_feed_event(struct sluice *r, struct sl_context *ctx, struct sl_event *e)
 }
 
 int
+sluice_feed_batch(struct sluice *r, struct sl_context *ctx,
+		  struct sl_event **ev, size_t n, size_t *routed)
+{
+	size_t done = 0, total = 0;
+	int rc = 0;
+
+	while (done < n && !rc) {
+		size_t k = n - done < SL__ROUTE_BATCH ? n - done
+						       : SL__ROUTE_BATCH;
+		size_t went = 0;
+
+		if (atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
+		rc = sl__route_batch(r, ctx, ev + done, k, &went);
+		total += went;
+		done += k;
+	}
+	/* What a failure left unsent is the caller's no more. */
+	for (; done < n; done++)
+		sl_event_unref(ev[done]);
+	if (routed)
+		*routed = total;
+	return rc;
+}
+
+int
 sluice_feed(struct sluice *r, struct sl_context *ctx, const char *kind,
 	    size_t kind_len, const char *key, size_t key_len,
 	    const void *payload, size_t payload_len)

@@ -159,6 +159,20 @@ int sluice_feed(struct sluice *r, struct sl_context *ctx, const char *kind,
 int sluice_feed_event(struct sluice *r, struct sl_context *ctx,
 		      struct sl_event *e);
 
+/**
+ * sluice_feed_batch() - route the @n events at @ev, taking the caller's
+ * reference to each, as sluice_feed_event() would one at a time but at a
+ * fraction of the cost: every 64 events share one clock read, one look
+ * at the route table and one channel burst per shard.  Each shard gets
+ * its events in the order given.  Parks while a route is full.
+ * @routed: if not NULL, set to how many went to at least one route (the
+ * rest were unmatched, and counted so, or not sent).
+ * Return: 0, or a negative errno value (-ESHUTDOWN; @ctx's error or
+ * -EPIPE when sending stopped part-way); events not sent are released.
+ */
+int sluice_feed_batch(struct sluice *r, struct sl_context *ctx,
+		      struct sl_event **ev, size_t n, size_t *routed);
+
 /* ---- inputs ---- */
 
 enum sluice_input_type {

@@ -237,6 +237,105 @@ test_router_e2e_direct(void **state)
 	free(t.keys);
 }
 
+/* ---- fed in batches ---- */
+
+/* Batch sizes for the batch feeders, in turn: single events, sizes
+ * around the router's 64-event chunk, and more than two chunks. */
+static const size_t batch_sizes[] = {1, 63, 64, 65, 150, 7};
+
+struct batch_result {
+	_Atomic uint64_t routed, calls_failed;
+	int after_shutdown;
+	size_t routed_after_shutdown;
+};
+
+struct batch_feeder {
+	struct e2e *t;
+	struct batch_result *res;
+	unsigned first, step;
+};
+
+static void
+batch_feed_task(void *arg)
+{
+	struct batch_feeder *f = arg;
+	struct e2e *t = f->t;
+	struct sl_event *batch[150];
+	size_t n = 0, want = batch_sizes[f->first % 6], turn = f->first;
+	char key[16], val[24];
+
+	for (uint64_t v = 1; v <= t->versions; v++)
+		for (unsigned k = f->first; k < t->nkeys; k += f->step) {
+			int kl = snprintf(key, sizeof(key), "k%u", k);
+			int vl = snprintf(val, sizeof(val), "%llu",
+					  (unsigned long long)v);
+			bool last = v == t->versions && k + f->step >= t->nkeys;
+			size_t routed = 0;
+
+			batch[n] = sl_event_new("set", 3, key, (size_t)kl, val,
+						(size_t)vl);
+			CHECK_UINT_EQ(batch[n] != NULL, 1);
+			if (++n < want && !last)
+				continue;
+			if (sluice_feed_batch(t->r, NULL, batch, n, &routed))
+				atomic_fetch_add(&f->res->calls_failed, 1);
+			atomic_fetch_add(&f->res->routed, routed);
+			n = 0;
+			want = batch_sizes[++turn % 6];
+		}
+}
+
+static void
+batch_main(void *arg)
+{
+	struct batch_feeder *f = arg;
+	struct e2e *t = f[0].t;
+	struct sl_task *tasks[3];
+	struct sl_event *late[2];
+
+	setup_router(t, SL_FOLD_LATEST);
+	for (unsigned i = 0; i < 3; i++)
+		tasks[i] = harness_spawn(batch_feed_task, &f[i], -1);
+	for (unsigned i = 0; i < 3; i++)
+		harness_join(tasks[i]);
+	wait_all_final(t);
+
+	/* After shutdown a batch is refused whole, and released (a leak
+	 * would show under ASan). */
+	CHECK_ERR_EQ(sluice_shutdown(t->r, true, UINT64_MAX), 0);
+	late[0] = sl_event_new("set", 3, "k0", 2, "1", 1);
+	late[1] = sl_event_new("set", 3, "k1", 2, "1", 1);
+	f[0].res->routed_after_shutdown = 99;
+	f[0].res->after_shutdown = sluice_feed_batch(
+		t->r, NULL, late, 2, &f[0].res->routed_after_shutdown);
+	sluice_stats_get(t->r, &t->after);
+	sluice_destroy(t->r);
+	sl_chan_destroy(t->finished);
+}
+
+static void
+test_router_e2e_direct_batches(void **state)
+{
+	struct e2e t = {.nkeys = 2000, .versions = 50};
+	struct batch_result res = {0};
+	struct batch_feeder f[3];
+
+	(void)state;
+	t.keys = calloc(t.nkeys, sizeof(*t.keys));
+	for (unsigned i = 0; i < 3; i++)
+		f[i] = (struct batch_feeder){
+			.t = &t, .res = &res, .first = i, .step = 3};
+	harness_run(2, batch_main, f);
+	check_results(&t);
+	assert_int_equal(atomic_load(&res.calls_failed), 0);
+	assert_int_equal(atomic_load(&res.routed),
+			 (uint64_t)t.nkeys * t.versions);
+	assert_int_equal(t.after.ingested, (uint64_t)t.nkeys * t.versions);
+	assert_int_equal(res.after_shutdown, -ESHUTDOWN);
+	assert_int_equal(res.routed_after_shutdown, 0);
+	free(t.keys);
+}
+
 /* Failures are retried with backoff until they succeed. */
 static void
 test_router_e2e_retries(void **state)
@@ -772,6 +871,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_router_e2e_direct),
+		cmocka_unit_test(test_router_e2e_direct_batches),
 		cmocka_unit_test(test_router_e2e_retries),
 		cmocka_unit_test(test_router_e2e_tcp_lines),
 		cmocka_unit_test(test_router_e2e_tcp_frames),
