@@ -228,7 +228,7 @@ try_send(struct sl_chan *ch, const void *elem)
 			return chan_closed(ch) ? -EPIPE : -EAGAIN;
 		return rendezvous(ch, (void *)(uintptr_t)elem, true);
 	}
-	r = sl__ring_enqueue(ch->ring, elem);
+	r = sl__ring_enqueue_one(ch->ring, elem, true);
 	if (r == 0)
 		wake_after(ch, &ch->recvq, &ch->nrecvw);
 	return r;
@@ -244,7 +244,7 @@ try_recv(struct sl_chan *ch, void *out)
 		return rendezvous(ch, out, false);
 	}
 	for (;;) {
-		if (sl__ring_dequeue(ch->ring, out) == 0) {
+		if (sl__ring_dequeue_one(ch->ring, out, true) == 0) {
 			wake_after(ch, &ch->sendq, &ch->nsendw);
 			return 0;
 		}
