@@ -154,19 +154,20 @@ sl__ring_copy(void *dst, const void *src, uint32_t n)
  * about 20M to 31M in stretches when this VM's cross-CPU transfers were
  * slow).  The raw ring's own calls do not: there it measured slower, its
  * users being threads that spin on full and empty with their own policy.
+ * Kept out of line, so the fast path that inlines the ring's calls does
+ * not grow.
  */
-SL_INLINE void
-sl__ring_backoff(unsigned *spins)
+static __attribute__((noinline, cold)) unsigned
+sl__ring_backoff(unsigned spins)
 {
-	for (unsigned k = 0; k < *spins; k++) {
+	for (unsigned k = 0; k < spins; k++) {
 #if defined(__x86_64__)
 		__builtin_ia32_pause();
 #elif defined(__aarch64__)
 		__asm__ volatile("yield" ::: "memory");
 #endif
 	}
-	if (*spins < 64)
-		*spins *= 2;
+	return spins < 64 ? spins * 2 : spins;
 }
 
 /* sl__ring_enqueue() with or without backing off after a lost CAS. */
@@ -192,7 +193,7 @@ sl__ring_enqueue_one(struct sl_ring *r, const void *elem, bool backoff)
 				    memory_order_relaxed, memory_order_relaxed))
 				break;
 			if (backoff)
-				sl__ring_backoff(&spins);
+				spins = sl__ring_backoff(spins);
 		} else if (diff < 0) {
 			return -EAGAIN;
 		} else {
@@ -229,7 +230,7 @@ sl__ring_dequeue_one(struct sl_ring *r, void *out, bool backoff)
 				    memory_order_relaxed, memory_order_relaxed))
 				break;
 			if (backoff)
-				sl__ring_backoff(&spins);
+				spins = sl__ring_backoff(spins);
 		} else if (diff < 0) {
 			return -EAGAIN;
 		} else {
