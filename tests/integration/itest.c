@@ -481,6 +481,26 @@ itest_daemon_finish(struct itest_daemon *d)
 	d->log_len = d->log_cap = 0;
 }
 
+int
+itest_daemon_setup(void **state)
+{
+	struct itest_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -1;
+	d->err_fd = -1;
+	*state = d;
+	return 0;
+}
+
+int
+itest_daemon_teardown(void **state)
+{
+	itest_daemon_finish(*state);
+	free(*state);
+	return 0;
+}
+
 /* ---- sockets ---- */
 
 static int

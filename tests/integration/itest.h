@@ -144,6 +144,11 @@ bool itest_daemon_sanitizer_report(struct itest_daemon *d);
  */
 void itest_daemon_finish(struct itest_daemon *d);
 
+/* cmocka fixtures: a zeroed daemon in *@state, finished and freed after
+ * the test whatever its outcome. */
+int itest_daemon_setup(void **state);
+int itest_daemon_teardown(void **state);
+
 /*
  * GET /metrics and read one series: @series is its name with its labels
  * as sluiced writes them, e.g. sluice_input_malformed_total{input="tcp"}.

@@ -281,26 +281,6 @@ test_sluiced_knobs_valid_set_starts(void **state)
 	}
 }
 
-static int
-setup(void **state)
-{
-	struct itest_daemon *d = calloc(1, sizeof(*d));
-
-	if (!d)
-		return -1;
-	d->err_fd = -1;
-	*state = d;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	itest_daemon_finish(*state);
-	free(*state);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -310,7 +290,8 @@ main(void)
 		cmocka_unit_test(test_sluiced_knobs_bad_values),
 		cmocka_unit_test(test_sluiced_knobs_check_reports_them),
 		cmocka_unit_test_setup_teardown(
-			test_sluiced_knobs_valid_set_starts, setup, teardown),
+			test_sluiced_knobs_valid_set_starts,
+			itest_daemon_setup, itest_daemon_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -330,26 +330,6 @@ test_sluiced_security_line_bound(void **state)
 	close(fd);
 }
 
-static int
-setup(void **state)
-{
-	struct itest_daemon *d = calloc(1, sizeof(*d));
-
-	if (!d)
-		return -1;
-	d->err_fd = -1;
-	*state = d;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	itest_daemon_finish(*state);
-	free(*state);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -359,11 +339,14 @@ main(void)
 		cmocka_unit_test(
 			test_sluiced_security_admin_needs_token_off_loopback),
 		cmocka_unit_test_setup_teardown(test_sluiced_security_token,
-						setup, teardown),
+						itest_daemon_setup,
+						itest_daemon_teardown),
 		cmocka_unit_test_setup_teardown(test_sluiced_security_max_conns,
-						setup, teardown),
+						itest_daemon_setup,
+						itest_daemon_teardown),
 		cmocka_unit_test_setup_teardown(test_sluiced_security_line_bound,
-						setup, teardown),
+						itest_daemon_setup,
+						itest_daemon_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
