@@ -388,6 +388,15 @@ sl_conn_close(struct sl_conn *c)
 	sl__rx_release(&c->rx);
 }
 
+void
+sl_conn_stats_get(const struct sl_conn *c, struct sl_conn_stats *out)
+{
+	out->bytes = atomic_load_explicit(&c->rx.st.bytes,
+					  memory_order_relaxed);
+	out->pauses = atomic_load_explicit(&c->rx.st.pauses,
+					   memory_order_relaxed);
+}
+
 int
 sl_conn_fd(const struct sl_conn *c)
 {

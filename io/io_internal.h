@@ -288,6 +288,9 @@ struct sl__rx {
 
 	struct {
 		_Atomic uint64_t items, bytes, truncated, dropped;
+		/* Times receiving stopped because the queue held
+		 * max_bytes (streams). */
+		_Atomic uint64_t pauses;
 	} st;
 };
 

@@ -226,6 +226,17 @@ int sl_conn_shutdown(struct sl_context *ctx, struct sl_conn *c, int how);
  */
 void sl_conn_close(struct sl_conn *c);
 
+struct sl_conn_stats {
+	uint64_t bytes;		/* received */
+	/* Times receiving stopped because the connection held
+	 * max_buffered bytes its reader had not consumed; it resumes as
+	 * the reader catches up. */
+	uint64_t pauses;
+};
+
+/* sl_conn_stats_get() - @c's counters; safe from any task. */
+void sl_conn_stats_get(const struct sl_conn *c, struct sl_conn_stats *out);
+
 /* sl_conn_fd() - the socket, for setsockopt and the like. */
 int sl_conn_fd(const struct sl_conn *c);
 void sl_conn_peer(const struct sl_conn *c, struct sl_addr *out);

@@ -349,6 +349,7 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 			/* Back-pressure: let the socket buffer fill. */
 			sl__io_cancel_on(ip->p, &rx->cqe);
 			rx->state = SL__RX_CANCELLING;
+			sl__io_stat_add(&rx->st.pauses, 1);
 		}
 	} else if (res == 0 && !rx->msg) {
 		rx->eof = true;
@@ -371,6 +372,11 @@ rx_complete(struct sl__completion *c, int res, uint32_t flags)
 		if (rx->closing || rx->eof || rx->err) {
 			rx->state = SL__RX_IDLE;
 		} else if (res == -ECANCELED || rx_full(rx)) {
+			/* A receive armed with the room left ends by itself
+			 * once it has filled it: that is a pause too (the
+			 * cancel above counted its own). */
+			if (res != -ECANCELED && !rx->msg)
+				sl__io_stat_add(&rx->st.pauses, 1);
 			rx->state = SL__RX_IDLE;
 			/*
 			 * A notification asked for while the cancel was on

@@ -715,7 +715,7 @@ enum {
 
 enum {
 	INPUT_NAME, INPUT_TYPE, INPUT_ADDR, INPUT_FORMAT, INPUT_MAX_CONNS,
-	INPUT_SLOTS,
+	INPUT_MAX_BUFFERED, INPUT_SLOTS,
 };
 
 enum {
@@ -813,6 +813,8 @@ static const struct cfg_key cfg_input_keys[] = {
 	 INPUT_AT(frames), .words = &cfg_format_enum},
 	{.name = "max_conns", .kind = CFG_UINT, .slot = INPUT_MAX_CONNS,
 	 INPUT_AT(max_conns), .max = UINT_MAX},
+	{.name = "max_buffered", .kind = CFG_SIZE, .slot = INPUT_MAX_BUFFERED,
+	 INPUT_AT(max_buffered), .min = 1, .max = GiB},
 };
 
 static const struct cfg_keys cfg_input_table = {
@@ -2312,6 +2314,16 @@ cfg_check_inputs(const struct sluiced_config *c, char *err, size_t errlen)
 					"a %s input needs HOST:PORT, not a "
 					"socket path",
 					cfg_input_words[in->in.type]);
+		if (in->in.max_buffered &&
+		    (in->in.type == SLUICE_INPUT_UDP ||
+		     in->in.type == SLUICE_INPUT_UNIX_DGRAM)) {
+			snprintf(path, sizeof(path), "inputs[%zu].max_buffered",
+				 i);
+			return cfg_fail(c, err, errlen,
+					in->origin_[INPUT_MAX_BUFFERED], path,
+					"only stream inputs (tcp, unix) hold "
+					"bytes per connection");
+		}
 	}
 	return 0;
 }
@@ -2898,7 +2910,8 @@ cfg_inputs_equal(const struct sluiced_config *a, const struct sluiced_config *b)
 
 		if (!cfg_str_eq(x->name, y->name) || x->type != y->type ||
 		    !cfg_str_eq(x->addr, y->addr) || x->frames != y->frames ||
-		    x->max_conns != y->max_conns)
+		    x->max_conns != y->max_conns ||
+		    x->max_buffered != y->max_buffered)
 			return false;
 	}
 	return true;

@@ -81,7 +81,7 @@ enum sluiced_fold {
 
 /* Keys per item, for the origin arrays below (config.c checks them). */
 #define SLUICED_SINK_KEYS_ 10
-#define SLUICED_INPUT_KEYS_ 5
+#define SLUICED_INPUT_KEYS_ 6
 #define SLUICED_ROUTE_KEYS_ 17
 #define SLUICED_TOP_KEYS_ 31
 

@@ -40,6 +40,8 @@ struct input {
 
 	_Atomic uint64_t conns, events, malformed, oversized, closed_bad;
 	_Atomic uint64_t bytes;
+	/* Times a connection stopped receiving at max_buffered. */
+	_Atomic uint64_t paused;
 	/* Connections closed at accept for max_conns, as the listener last
 	 * counted them: kept here once it is closed.  Under r->admin. */
 	uint64_t refused;
@@ -55,6 +57,8 @@ struct conn_task {
 	struct sl_event *batch[SL__ROUTE_BATCH];
 	unsigned nbatch;
 	uint64_t batch_bytes;
+	/* The connection's pause count as last added to the input's. */
+	uint64_t pauses;
 };
 
 /* A connection is about to be closed for its bad input. */
@@ -142,6 +146,22 @@ skip_frame_body(struct input *in, struct sl_reader *rd, uint64_t n)
 	return 0;
 }
 
+/* Add the connection's new pauses to the input's count.  A paused
+ * connection resumes only as its reader consumes, so counting where the
+ * reader routes what it read keeps the metric current. */
+static void
+input_count_pauses(struct conn_task *ct)
+{
+	struct sl_conn_stats cs;
+
+	sl_conn_stats_get(ct->c, &cs);
+	if (cs.pauses == ct->pauses)
+		return;
+	atomic_fetch_add_explicit(&ct->in->paused, cs.pauses - ct->pauses,
+				  memory_order_relaxed);
+	ct->pauses = cs.pauses;
+}
+
 static int
 input_route(struct conn_task *ct, struct sl_event *e)
 {
@@ -151,6 +171,7 @@ input_route(struct conn_task *ct, struct sl_event *e)
 	if (r < 0)
 		return r;
 	atomic_fetch_add_explicit(&in->events, 1, memory_order_relaxed);
+	input_count_pauses(ct);
 	ct->accepted++;
 	if (ct->ack_every && ct->accepted % ct->ack_every == 0) {
 		char ack[SL_FRAME_HEADER + 8];
@@ -181,6 +202,7 @@ input_flush(struct conn_task *ct)
 	atomic_fetch_add_explicit(&in->events, ingested, memory_order_relaxed);
 	atomic_fetch_add_explicit(&in->bytes, ct->batch_bytes,
 				  memory_order_relaxed);
+	input_count_pauses(ct);
 	ct->accepted += ingested;
 	ct->nbatch = 0;
 	ct->batch_bytes = 0;
@@ -326,6 +348,7 @@ conn_task(void *arg)
 	/* However the connection ended, the lines it delivered are routed
 	 * (unless the input is stopping, which drops them). */
 	input_flush(ct);
+	input_count_pauses(ct);
 	if (r < 0 && r != -ECANCELED && r != -ECONNRESET && r != -EPIPE)
 		sl__router_log("info",
 			       "msg=\"connection ended\" input=%s err=\"%s\"",
@@ -515,6 +538,8 @@ sluice_add_input(struct sluice *r, const struct sluice_input *cfg)
 	case SLUICE_INPUT_UNIX:
 		sl_listen_opts_default(&lo);
 		lo.max_conns = cfg->max_conns;
+		if (cfg->max_buffered)
+			lo.conn.max_buffered = cfg->max_buffered;
 		rc = sl_listen(in->addr, &lo, &in->l);
 		if (rc)
 			goto fail;
@@ -639,6 +664,23 @@ input_refused_metrics(struct sluice *r, FILE *out)
 	}
 }
 
+static void
+input_paused_metrics(struct sluice *r, FILE *out)
+{
+	fprintf(out, "# HELP sluice_input_paused_total Times a connection "
+		     "stopped receiving because it held max_buffered bytes "
+		     "not yet decoded, by input.\n"
+		     "# TYPE sluice_input_paused_total counter\n");
+	for (struct input *in = r->inputs; in; in = in->next) {
+		if (in->cfg.type != SLUICE_INPUT_TCP &&
+		    in->cfg.type != SLUICE_INPUT_UNIX)
+			continue;
+		fprintf(out, "sluice_input_paused_total{input=\"%s\"} %llu\n",
+			in->name,
+			(unsigned long long)atomic_load(&in->paused));
+	}
+}
+
 void
 sl__inputs_metrics(struct sluice *r, FILE *out)
 {
@@ -676,6 +718,7 @@ sl__inputs_metrics(struct sluice *r, FILE *out)
 			"sluice_input_connections_total{input=\"%s\"} %llu\n",
 			in->name, (unsigned long long)atomic_load(&in->conns));
 	input_refused_metrics(r, out);
+	input_paused_metrics(r, out);
 	fprintf(out, "# HELP sluice_input_closed_bad_total Connections closed "
 		     "for bad input, by input.\n"
 		     "# TYPE sluice_input_closed_bad_total counter\n");

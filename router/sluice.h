@@ -188,6 +188,12 @@ struct sluice_input {
 	const char *addr;
 	bool frames;			/* frame format (else lines) */
 	unsigned max_conns;		/* 0: no cap */
+	/* Received bytes one connection may hold before its reader takes
+	 * them; past it the input stops receiving from that connection
+	 * and TCP closes the sender's window (counted, as pauses, in
+	 * sluice_input_paused_total).  Counted in whole receive buffers.
+	 * 0: 256 KiB.  Stream inputs only. */
+	size_t max_buffered;
 };
 
 /* sluice_add_input() - listen and ingest; returns once listening. */

@@ -2273,6 +2273,8 @@ struct backpressure {
 	uint64_t got;
 	int end;
 	uint64_t bufs_after;
+	struct sl_conn_stats at_stop;	/* the server end's, sender stuck */
+	struct sl_conn_stats at_end;	/* and once every byte was read */
 };
 
 /* Take the first buffer and hold it until told to go on. */
@@ -2363,7 +2365,9 @@ backpressure_bulk_main(void *arg)
 	CHECK_ERR_EQ(sl_chan_recv(b->holding, NULL), 0);
 	b->stopped = rx_state(b->p.srv);
 	b->held = io_bufs_in_use();
+	sl_conn_stats_get(b->p.srv, &b->at_stop);
 	backpressure_finish(b, t);
+	sl_conn_stats_get(b->p.srv, &b->at_end);
 out:
 	backpressure_close(b);
 }
@@ -2387,6 +2391,10 @@ test_io_net_backpressure(void **state)
 	assert_int_equal(b.end, 0);
 	assert_in_range(b.got, b.sent, b.attempted);
 	assert_int_equal(b.bufs_after, 0);
+	/* The stop was counted, and the counters saw every byte. */
+	assert_true(b.at_stop.pauses >= 1);
+	assert_true(b.at_end.pauses >= b.at_stop.pauses);
+	assert_int_equal(b.at_end.bytes, b.got);
 }
 
 /*

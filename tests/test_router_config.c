@@ -143,6 +143,7 @@ assert_defaults(const struct sluiced_config *c)
 	assert_string_equal(c->inputs[0].in.addr, "127.0.0.1:7400");
 	assert_false(c->inputs[0].in.frames);
 	assert_int_equal(c->inputs[0].in.max_conns, 0);
+	assert_int_equal(c->inputs[0].in.max_buffered, 0);
 
 	assert_int_equal(c->nroutes, 1);
 	r = &c->routes[0].route;
@@ -236,6 +237,7 @@ static const char full_yaml[] =
 	"    addr: \"0.0.0.0:7400\"\n"
 	"    format: lines\n"
 	"    max_conns: 1000\n"
+	"    max_buffered: 64KiB\n"
 	"  - {name: udp, type: udp, addr: \"[::1]:7402\", format: frames}\n"
 	"  - name: local\n"
 	"    type: unix\n"
@@ -371,6 +373,8 @@ test_config_full_file_reads_back(void **state)
 	assert_string_equal(c.inputs[0].in.addr, "0.0.0.0:7400");
 	assert_false(c.inputs[0].in.frames);
 	assert_int_equal(c.inputs[0].in.max_conns, 1000);
+	assert_int_equal(c.inputs[0].in.max_buffered, 64 * 1024);
+	assert_int_equal(c.inputs[1].in.max_buffered, 0);
 	assert_int_equal(c.inputs[1].in.type, SLUICE_INPUT_UDP);
 	assert_string_equal(c.inputs[1].in.addr, "[::1]:7402");
 	assert_true(c.inputs[1].in.frames);
@@ -586,6 +590,16 @@ test_config_error_values(void **state)
 	expect_error("inputs:\n  - {name: a, format: json, addr: \":1\"}\n",
 		     "t.yaml:2: inputs[0].format: unknown format \"json\" "
 		     "(lines, frames)");
+	expect_error("inputs:\n  - {name: a, addr: \":1\", max_buffered: 0}\n",
+		     "t.yaml:2: inputs[0].max_buffered: 0 is out of range "
+		     "(1 to 1GiB)");
+	expect_error("inputs:\n  - {name: a, addr: \":1\", max_buffered: 2GiB}\n",
+		     "t.yaml:2: inputs[0].max_buffered: 2GiB is out of range "
+		     "(1 to 1GiB)");
+	expect_error("inputs:\n  - name: a\n    type: udp\n"
+		     "    addr: \":1\"\n    max_buffered: 64KiB\n",
+		     "t.yaml:5: inputs[0].max_buffered: only stream inputs "
+		     "(tcp, unix) hold bytes per connection");
 	expect_error("routes:\n  - name: a\n    workers: 0\n"
 		     "    sink: {type: null}\n",
 		     "t.yaml:3: routes[0].workers: 0 is out of range (1 to "
@@ -901,6 +915,8 @@ test_config_set_values(void **state)
 	expect_set(&c, "routes[0].fold=sum", "");
 	expect_set(&c, "inputs[0].max_conns=10", "");
 	assert_int_equal(c.inputs[0].in.max_conns, 10);
+	expect_set(&c, "inputs[0].max_buffered=1MiB", "");
+	assert_int_equal(c.inputs[0].in.max_buffered, 1 << 20);
 	expect_config_check(&c, "");
 	/* Checking derives the fold's merge. */
 	assert_ptr_equal(c.routes[0].route.fold.merge, sluiced_merge_sum);

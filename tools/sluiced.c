@@ -804,12 +804,20 @@ print_summary(const struct daemon *d)
 	       "shard_inbox=%u\n",
 	       l->line_max, l->frame_max, c->opts.max_malformed,
 	       c->opts.shard_inbox);
-	for (size_t i = 0; i < c->ninputs; i++)
-		printf("input %s: addr=%s%s max_conns=%u\n",
-		       c->inputs[i].in.name, c->inputs[i].in.addr,
-		       sluiced_addr_local(c->inputs[i].in.addr)
-			       ? "" : " (not loopback)",
-		       c->inputs[i].in.max_conns);
+	for (size_t i = 0; i < c->ninputs; i++) {
+		const struct sluice_input *in = &c->inputs[i].in;
+		bool stream = in->type == SLUICE_INPUT_TCP ||
+			      in->type == SLUICE_INPUT_UNIX;
+
+		printf("input %s: addr=%s%s max_conns=%u", in->name, in->addr,
+		       sluiced_addr_local(in->addr) ? "" : " (not loopback)",
+		       in->max_conns);
+		if (stream)
+			printf(" max_buffered=%zu",
+			       in->max_buffered ? in->max_buffered
+						: (size_t)256 * 1024);
+		printf("\n");
+	}
 	for (size_t i = 0; i < c->nroutes; i++) {
 		const struct sluice_route *r = &c->routes[i].route;
 

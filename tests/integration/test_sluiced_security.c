@@ -122,7 +122,8 @@ test_sluiced_security_loopback_defaults(void **state)
 	(void)state;
 	RUN(&r, "--check");
 	assert_exit(&r, 0);
-	assert_said(&r, "input tcp: addr=127.0.0.1:7400 max_conns=0\n");
+	assert_said(&r, "input tcp: addr=127.0.0.1:7400 max_conns=0 "
+			"max_buffered=262144\n");
 	assert_said(&r, "admin: 127.0.0.1:7401 token=none\n");
 	if (strstr(r.out, "not loopback"))
 		fail_msg("a default address is not loopback:\n%s", r.out);
@@ -330,6 +331,65 @@ test_sluiced_security_line_bound(void **state)
 	close(fd);
 }
 
+/*
+ * A connection holds at most max_buffered bytes of receive buffers its
+ * reader has not taken: with one 4 KiB buffer allowed, 256 KiB sent at
+ * once must pause receiving (counted), and still arrive whole.  An input
+ * with the default bound that never fills it counts no pause.
+ */
+#define PAUSED "sluice_input_paused_total{input=\"tcp\"}"
+#define BB_LINES 4096
+
+static void
+test_sluiced_security_buffer_bound(void **state)
+{
+	struct itest_daemon *d = *state;
+	char addr[64], *bulk;
+	uint64_t v;
+	int fd;
+
+	if (itest_daemon_start(d, "inputs:\n"
+				  "  - {name: tcp, addr: \"127.0.0.1:0\", "
+				  "max_buffered: 4KiB}\n"
+				  "  - {name: wide, addr: \"127.0.0.1:0\"}\n"
+				  ITEST_ADMIN_YAML))
+		fail_msg("sluiced did not start");
+	assert_int_equal(itest_metric(d, PAUSED, &v), 0);
+	assert_int_equal(v, 0);
+
+	/* 64-byte lines, one key each, in one send. */
+	bulk = malloc((size_t)BB_LINES * 64 + 1); /* + snprintf's NUL */
+	assert_non_null(bulk);
+	for (int i = 0; i < BB_LINES; i++)
+		snprintf(bulk + (size_t)i * 64, 65, "set k%05d %-52d\n", i, i);
+	assert_int_equal(itest_daemon_addr(d, "tcp", addr, sizeof(addr)), 0);
+	fd = itest_connect(addr);
+	assert_true(fd >= 0);
+	assert_int_equal(itest_send_all(fd, bulk, (size_t)BB_LINES * 64), 0);
+	free(bulk);
+	if (!itest_metric_wait(d, "sluice_input_events_total{input=\"tcp\"}",
+			       BB_LINES, ITEST_WAIT_MS))
+		fail_msg("not every line arrived");
+	assert_int_equal(itest_metric(d, PAUSED, &v), 0);
+	if (v < 1)
+		fail_msg("256 KiB through a 4 KiB bound counted no pause");
+	close(fd);
+
+	assert_int_equal(itest_daemon_addr(d, "wide", addr, sizeof(addr)), 0);
+	fd = itest_connect(addr);
+	assert_true(fd >= 0);
+	assert_int_equal(itest_send_all(fd, "set w 1\n", 8), 0);
+	assert_true(itest_metric_wait(
+		d, "sluice_input_events_total{input=\"wide\"}", 1,
+		ITEST_WAIT_MS));
+	assert_int_equal(itest_metric(
+				 d, "sluice_input_paused_total{input=\"wide\"}",
+				 &v),
+			 0);
+	assert_int_equal(v, 0);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -347,6 +407,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sluiced_security_line_bound,
 						itest_daemon_setup,
 						itest_daemon_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sluiced_security_buffer_bound,
+			itest_daemon_setup, itest_daemon_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
