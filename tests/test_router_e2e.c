@@ -170,6 +170,15 @@ struct feeder {
 	unsigned first, step;
 };
 
+/* The text of key @k ("k<k>") and of version @v, with their lengths. */
+static void
+key_version_text(unsigned k, uint64_t v, char key[16], size_t *kl,
+		 char val[24], size_t *vl)
+{
+	*kl = (size_t)snprintf(key, 16, "k%u", k);
+	*vl = (size_t)snprintf(val, 24, "%llu", (unsigned long long)v);
+}
+
 static void
 feed_task(void *arg)
 {
@@ -179,12 +188,11 @@ feed_task(void *arg)
 
 	for (uint64_t v = 1; v <= t->versions; v++)
 		for (unsigned k = f->first; k < t->nkeys; k += f->step) {
-			int kl = snprintf(key, sizeof(key), "k%u", k);
-			int vl = snprintf(val, sizeof(val), "%llu",
-					  (unsigned long long)v);
+			size_t kl, vl;
 
-			CHECK_INT_EQ(sluice_feed(t->r, NULL, "set", 3, key,
-						 (size_t)kl, val, (size_t)vl),
+			key_version_text(k, v, key, &kl, val, &vl);
+			CHECK_INT_EQ(sluice_feed(t->r, NULL, "set", 3, key, kl,
+						 val, vl),
 				     1);
 		}
 }
@@ -266,14 +274,11 @@ batch_feed_task(void *arg)
 
 	for (uint64_t v = 1; v <= t->versions; v++)
 		for (unsigned k = f->first; k < t->nkeys; k += f->step) {
-			int kl = snprintf(key, sizeof(key), "k%u", k);
-			int vl = snprintf(val, sizeof(val), "%llu",
-					  (unsigned long long)v);
 			bool last = v == t->versions && k + f->step >= t->nkeys;
-			size_t routed = 0;
+			size_t kl, vl, routed = 0;
 
-			batch[n] = sl_event_new("set", 3, key, (size_t)kl, val,
-						(size_t)vl);
+			key_version_text(k, v, key, &kl, val, &vl);
+			batch[n] = sl_event_new("set", 3, key, kl, val, vl);
 			CHECK_UINT_EQ(batch[n] != NULL, 1);
 			if (++n < want && !last)
 				continue;

@@ -53,6 +53,7 @@
 #include "core/task.h"
 #include "io/file.h"
 #include "io/io.h"
+#include "io/net.h"
 #include "router/admin.h"
 #include "router/config.h"
 #include "router/sluice.h"
@@ -790,6 +791,7 @@ print_summary(const struct daemon *d)
 {
 	const struct sluiced_config *c = &d->cfg;
 	const struct sl_wire_limits *l = &c->opts.limits;
+	struct sl_sock_opts conn; /* io/'s defaults, for max_buffered */
 	char rt[512], io[128];
 
 	printf("sluiced: configuration ok: %s: %zu input%s, %zu route%s, "
@@ -804,6 +806,7 @@ print_summary(const struct daemon *d)
 	       "shard_inbox=%u\n",
 	       l->line_max, l->frame_max, c->opts.max_malformed,
 	       c->opts.shard_inbox);
+	sl_sock_opts_default(&conn);
 	for (size_t i = 0; i < c->ninputs; i++) {
 		const struct sluice_input *in = &c->inputs[i].in;
 		bool stream = in->type == SLUICE_INPUT_TCP ||
@@ -815,7 +818,7 @@ print_summary(const struct daemon *d)
 		if (stream)
 			printf(" max_buffered=%zu",
 			       in->max_buffered ? in->max_buffered
-						: (size_t)256 * 1024);
+						: conn.max_buffered);
 		printf("\n");
 	}
 	for (size_t i = 0; i < c->nroutes; i++) {

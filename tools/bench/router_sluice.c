@@ -24,9 +24,9 @@
  * wq      No network and no decoding: a task copies each event into an
  *         event of its own (as decoding would) and feeds them 64 at a
  *         time with sluice_feed_batch(); the route's shards, pumps, fold
- *         queues and workers do the rest.  This is sl_foldq as the router drives it: one pump per
- *         processor owns its queue, with no lock, and trades items with the
- *         workers over channels.
+ *         queues and workers do the rest.  This is sl_foldq as the router
+ *         drives it: one pump per processor owns its queue, with no lock,
+ *         and trades items with the workers over channels.
  *
  * The sink reads the key number and the version from each reconciled event
  * (the layout router_load writes), checks that the version is above the
